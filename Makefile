@@ -1,0 +1,47 @@
+# pgAnalytics. `make help` lists the targets.
+SHELL      := bash
+GO         ?= go
+BIN        := bin
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS    := -s -w -X github.com/pganalytics/pganalytics/internal/buildinfo.Version=$(VERSION)
+PG_MAJORS  ?= 13 14 15 16 17 18
+# Packages whose tests depend on the PostgreSQL major (run once per major by test-matrix).
+MATRIX_PKGS ?= ./internal/pgtest/... ./internal/pgcluster/... ./collector/...
+
+.PHONY: help build test test-matrix demo bench lint fuzz deps clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+deps: ## install missing system packages (PostgreSQL, tmux) on Debian
+	@./scripts/ensure-deps.sh
+
+build: ## build pganalytics-api, pganalytics and pgactl into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/pganalytics-api ./cmd/pganalytics ./cmd/pgactl
+
+test: deps ## run every test (unit + integration against real PostgreSQL clusters)
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 14m ./...
+
+test-matrix: deps ## run the PostgreSQL-dependent tests on every major 13-18
+	@set -e; for v in $(PG_MAJORS); do \
+	  echo "== PostgreSQL $$v"; \
+	  PGTEST_PG_VERSION=$$v $(GO) test -count=1 -timeout 10m $(MATRIX_PKGS); \
+	done
+
+demo: deps build ## start the whole stack locally (throwaway clusters, API, collector, console)
+	$(BIN)/pgactl demo --bin-dir $(BIN)
+
+bench: deps ## run the benchmarks (figures go to docs/performance.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 20m ./...
+
+fuzz: ## run each fuzz target for FUZZTIME (default 20s)
+	@./scripts/fuzz.sh $${FUZZTIME:-20s}
+
+lint: ## gofmt + go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [[ -n $$out ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean: ## remove build outputs
+	rm -rf $(BIN)

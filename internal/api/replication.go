@@ -1,0 +1,113 @@
+package api
+
+import "time"
+
+// Snapshot is the structured replication state a collector sends with every push: its monitored
+// instances grouped into clusters by system_identifier, with each standby's own view joined to its
+// primary's view of it.
+type Snapshot struct {
+	CollectedAt time.Time `json:"collected_at"`
+	Clusters    []Cluster `json:"clusters"`
+}
+
+// Cluster is one physical replication cluster (one system_identifier).
+type Cluster struct {
+	SystemIdentifier string         `json:"system_identifier"`
+	Timeline         int64          `json:"timeline"`
+	Instances        []Instance     `json:"instances"`     // every monitored member, primary first
+	Standbys         []Standby      `json:"standbys"`      // replicas as the primary reports them, joined with their own view
+	Slots            []Slot         `json:"slots"`         // the primary's replication slots
+	Subscriptions    []Subscription `json:"subscriptions"` // logical subscriptions on any member
+}
+
+// Instance is one monitored PostgreSQL server.
+type Instance struct {
+	Name          string `json:"name"`    // collector.toml [[postgres]] name
+	Address       string `json:"address"` // host:port
+	Up            bool   `json:"up"`
+	Error         string `json:"error,omitempty"`
+	Role          string `json:"role"` // primary | standby | unknown
+	ServerVersion int    `json:"server_version"`
+	Timeline      int64  `json:"timeline"`
+	WALLSN        string `json:"wal_lsn,omitempty"` // current (primary) or last replayed (standby)
+	// Standby-only fields.
+	Receiver              *WALReceiver `json:"wal_receiver,omitempty"`
+	ReplayPaused          bool         `json:"replay_paused,omitempty"`
+	ReceiveReplayLagBytes int64        `json:"receive_replay_lag_bytes,omitempty"`
+	ReplayDelaySeconds    float64      `json:"replay_delay_seconds,omitempty"`
+	LastReplayAgeSeconds  *float64     `json:"last_replay_age_seconds,omitempty"`
+}
+
+// WALReceiver is a standby's pg_stat_wal_receiver row.
+type WALReceiver struct {
+	Connected         bool    `json:"connected"`
+	Status            string  `json:"status"`
+	SenderHost        string  `json:"sender_host,omitempty"`
+	SenderPort        int     `json:"sender_port,omitempty"`
+	SlotName          string  `json:"slot_name,omitempty"`
+	ReceivedTimeline  int64   `json:"received_timeline"`
+	LastMsgAgeSeconds float64 `json:"last_msg_age_seconds"`
+}
+
+// Standby is one pg_stat_replication row on a primary, joined (when the standby is monitored by the
+// same collector) with the standby's own instance name and view.
+type Standby struct {
+	ApplicationName  string  `json:"application_name"`
+	ClientAddr       string  `json:"client_addr,omitempty"`
+	State            string  `json:"state"`      // streaming, catchup, startup, backup, stopping, or "disconnected"
+	SyncState        string  `json:"sync_state"` // async, potential, sync, quorum
+	SlotName         string  `json:"slot_name,omitempty"`
+	SentLagBytes     int64   `json:"sent_lag_bytes"`
+	WriteLagBytes    int64   `json:"write_lag_bytes"`
+	FlushLagBytes    int64   `json:"flush_lag_bytes"`
+	ReplayLagBytes   int64   `json:"replay_lag_bytes"`
+	WriteLagSeconds  float64 `json:"write_lag_seconds"`
+	FlushLagSeconds  float64 `json:"flush_lag_seconds"`
+	ReplayLagSeconds float64 `json:"replay_lag_seconds"`
+	ReplyAgeSeconds  float64 `json:"reply_age_seconds"`
+	BackendXminAge   int64   `json:"backend_xmin_age,omitempty"`
+	Instance         string  `json:"instance,omitempty"` // the standby's own [[postgres]] name, when monitored
+}
+
+// Slot is one replication slot.
+type Slot struct {
+	Name                   string   `json:"name"`
+	Type                   string   `json:"type"` // physical | logical
+	Plugin                 string   `json:"plugin,omitempty"`
+	Database               string   `json:"database,omitempty"`
+	Active                 bool     `json:"active"`
+	RetainedBytes          int64    `json:"retained_bytes"`
+	ConfirmedFlushLagBytes *int64   `json:"confirmed_flush_lag_bytes,omitempty"`
+	WALStatus              string   `json:"wal_status,omitempty"` // reserved | extended | unreserved | lost
+	SafeWALSizeBytes       *int64   `json:"safe_wal_size_bytes,omitempty"`
+	Conflicting            *bool    `json:"conflicting,omitempty"`      // 16+
+	InactiveSeconds        *float64 `json:"inactive_seconds,omitempty"` // 17+
+	XminAge                int64    `json:"xmin_age,omitempty"`
+	CatalogXminAge         int64    `json:"catalog_xmin_age,omitempty"`
+}
+
+// Subscription is one logical subscription on a subscriber.
+type Subscription struct {
+	Instance          string   `json:"instance"`
+	Name              string   `json:"name"`
+	Enabled           bool     `json:"enabled"`
+	LastMsgAgeSeconds *float64 `json:"last_msg_age_seconds,omitempty"`
+	ApplyErrors       int64    `json:"apply_errors"`
+	SyncErrors        int64    `json:"sync_errors"`
+	RelNotReady       int64    `json:"rel_not_ready"`
+}
+
+// CollectorTopology is one collector's latest snapshot as the live views serve it.
+type CollectorTopology struct {
+	CollectorID   string    `json:"collector_id"`
+	CollectorName string    `json:"collector_name"`
+	ReceivedAt    time.Time `json:"received_at"`
+	Stale         bool      `json:"stale"` // no push within two intervals
+	Snapshot      Snapshot  `json:"snapshot"`
+}
+
+// ReplicationResponse is GET /api/v1/replication; each SSE event on /api/v1/replication/stream
+// (event: topology) carries one CollectorTopology as its data.
+type ReplicationResponse struct {
+	Collectors []CollectorTopology `json:"collectors"`
+}

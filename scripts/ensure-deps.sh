@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what `make test` and `make demo` need on a fresh Debian machine, saying what it does.
+# Needs: PostgreSQL server binaries (initdb, pg_ctl, postgres), psql/pg_dump, tmux (console e2e test).
+set -euo pipefail
+
+need=()
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v pg_config >/dev/null 2>&1; then
+  need+=(postgresql)
+fi
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+id postgres >/dev/null 2>&1 || need+=(postgresql)
+
+if ((${#need[@]} == 0)); then
+  exit 0
+fi
+
+echo "ensure-deps: installing missing packages: ${need[*]}"
+if [[ $(id -u) -ne 0 ]]; then
+  echo "ensure-deps: not root; please run: sudo apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# The Debian package starts a default cluster; we never use it (tests and the demo start their own).
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
+    pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
+  done
+fi
+echo "ensure-deps: done"
