@@ -1,0 +1,354 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/charmbracelet/x/term"
+	"github.com/spf13/cobra"
+
+	"github.com/pganalytics/pganalytics/client"
+	"github.com/pganalytics/pganalytics/internal/api"
+)
+
+func newReplicationCmd() *cobra.Command {
+	var (
+		conn        apiFlags
+		watch       bool
+		collectorID string
+		output      string
+	)
+	cmd := &cobra.Command{
+		Use:   "replication",
+		Short: "Show the live replication topology",
+		Long: `Show the latest replication topology each collector reported (GET /api/v1/replication): per
+cluster its instances, each standby with state, sync state and lag in bytes and seconds, replication
+slots with retained WAL and wal_status, and logical subscriptions. --watch follows the live event
+stream and reprints on every push, reconnecting when the stream breaks.
+
+Credentials: a token ($PGACTL_TOKEN or the context's token), else the admin login, else the viewer
+login (any role can read the topology).`,
+		Example: `  pgactl replication
+  pgactl replication --collector 3f2a... -o json
+  pgactl replication --watch`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return withExit(exitUsage, fmt.Errorf("unknown output format %q (want table or json)", output))
+			}
+			ctx, err := conn.resolve(client.Context{})
+			if err != nil {
+				return err
+			}
+			cl, err := conn.newClient(ctx)
+			if err != nil {
+				return err
+			}
+			v := &replicationView{out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), json: output == "json", collectorID: collectorID}
+			v.tty = isTerminal(cmd.OutOrStdout())
+			s := &apiSession{base: cl, ctx: ctx, cmd: cmd}
+			if err := s.login(cmd.Context()); err != nil {
+				return err
+			}
+			if !watch {
+				return v.once(cmd.Context(), s)
+			}
+			return v.watch(cmd.Context(), s)
+		},
+	}
+	conn.register(cmd.Flags())
+	cmd.Flags().BoolVar(&watch, "watch", false, "follow the live stream and reprint on every change")
+	cmd.Flags().StringVar(&collectorID, "collector", "", "only this collector's topology (collector id)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table|json")
+	return cmd
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(f.Fd())
+}
+
+// apiSession holds the authenticated client and can log in again when a watch outlives the token.
+type apiSession struct {
+	base   *client.Client
+	ctx    client.Context
+	cmd    *cobra.Command
+	authed *client.Client
+}
+
+func (s *apiSession) canRelogin() bool { return s.ctx.Token == "" }
+
+func (s *apiSession) login(ctx context.Context) error {
+	if s.ctx.Token != "" {
+		s.authed = s.base.WithToken(s.ctx.Token)
+		return nil
+	}
+	user, pw, envVar := s.ctx.Username, &s.ctx.Password, client.EnvPassword
+	if user == "" {
+		user, pw, envVar = s.ctx.ViewerUsername, &s.ctx.ViewerPassword, client.EnvViewerPassword
+	}
+	if user == "" {
+		return withExit(exitUsage, fmt.Errorf("no credentials: set %s, or %s and %s (or the viewer's)", client.EnvToken, client.EnvUsername, client.EnvPassword))
+	}
+	if err := fillPassword(s.cmd, "user", user, pw, envVar); err != nil {
+		return err
+	}
+	tp, err := s.base.Login(ctx, user, *pw)
+	if err != nil {
+		return exitFor(fmt.Errorf("login as %q: %w", user, err))
+	}
+	s.authed = s.base.WithToken(tp.AccessToken)
+	return nil
+}
+
+// replicationView renders topologies as tables or JSON.
+type replicationView struct {
+	out, errOut io.Writer
+	json        bool
+	tty         bool
+	collectorID string
+	latest      map[string]api.CollectorTopology
+}
+
+func (v *replicationView) once(ctx context.Context, s *apiSession) error {
+	rr, err := s.authed.Replication(ctx, v.collectorID)
+	if err != nil {
+		return exitFor(err)
+	}
+	if v.json {
+		enc := json.NewEncoder(v.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rr)
+	}
+	return renderTopologies(v.out, rr.Collectors, time.Now())
+}
+
+// watch prints the current state, then follows the stream: a table is reprinted whole (the screen
+// cleared on a terminal), JSON is one CollectorTopology per line. It returns nil when ctx ends.
+func (v *replicationView) watch(ctx context.Context, s *apiSession) error {
+	v.latest = map[string]api.CollectorTopology{}
+	backoff := time.Second
+	for {
+		rr, err := s.authed.Replication(ctx, v.collectorID)
+		if err == nil {
+			for _, t := range rr.Collectors {
+				v.update(t)
+			}
+			err = s.authed.StreamReplication(ctx, func(t api.CollectorTopology) {
+				if v.collectorID == "" || t.CollectorID == v.collectorID {
+					backoff = time.Second
+					v.update(t)
+				}
+			})
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		var apiErr *client.APIError
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized && s.canRelogin() {
+			// The access token expired during a long watch: log in again.
+			if lerr := s.login(ctx); lerr != nil {
+				return lerr
+			}
+			continue
+		}
+		if errors.As(err, &apiErr) && apiErr.Status != http.StatusTooManyRequests && apiErr.Status < 500 {
+			return exitFor(err)
+		}
+		wait := backoff
+		var se *client.StreamError
+		if errors.As(err, &se) && se.Retry > 0 {
+			wait = se.Retry
+		}
+		if apiErr != nil && apiErr.RetryAfter > wait {
+			wait = apiErr.RetryAfter
+		}
+		fmt.Fprintf(v.errOut, "pgactl: %v; reconnecting in %s\n", err, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func (v *replicationView) update(t api.CollectorTopology) {
+	v.latest[t.CollectorID] = t
+	if v.json {
+		line, err := json.Marshal(t)
+		if err == nil {
+			fmt.Fprintf(v.out, "%s\n", line)
+		}
+		return
+	}
+	all := make([]api.CollectorTopology, 0, len(v.latest))
+	for _, t := range v.latest {
+		all = append(all, t)
+	}
+	if v.tty {
+		fmt.Fprint(v.out, "\x1b[H\x1b[2J")
+	} else {
+		fmt.Fprintf(v.out, "--- %s\n", time.Now().UTC().Format(time.RFC3339))
+	}
+	if err := renderTopologies(v.out, all, time.Now()); err != nil {
+		fmt.Fprintln(v.errOut, "pgactl:", err)
+	}
+}
+
+// renderTopologies prints one block per collector, sorted by name, one section per cluster.
+func renderTopologies(w io.Writer, topos []api.CollectorTopology, now time.Time) error {
+	if len(topos) == 0 {
+		_, err := fmt.Fprintln(w, "no topology yet: no collector has pushed a replication snapshot")
+		return err
+	}
+	topos = slices.Clone(topos)
+	slices.SortFunc(topos, func(a, b api.CollectorTopology) int {
+		return strings.Compare(a.CollectorName+a.CollectorID, b.CollectorName+b.CollectorID)
+	})
+	var b strings.Builder
+	for i, t := range topos {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		stale := ""
+		if t.Stale {
+			stale = "  [STALE: no push within two intervals]"
+		}
+		fmt.Fprintf(&b, "collector %s (%s)  received %s (%s ago)%s\n", t.CollectorName, t.CollectorID,
+			t.ReceivedAt.UTC().Format(time.RFC3339), now.Sub(t.ReceivedAt).Round(time.Second), stale)
+		if len(t.Snapshot.Clusters) == 0 {
+			b.WriteString("  no clusters in the snapshot\n")
+		}
+		for _, c := range t.Snapshot.Clusters {
+			renderCluster(&b, c)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeTable aligns one table on its own, indented under its cluster.
+func writeTable(w io.Writer, header []string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range append([][]string{header}, rows...) {
+		fmt.Fprintf(tw, "    %s\n", strings.Join(r, "\t"))
+	}
+	tw.Flush()
+}
+
+func renderCluster(w io.Writer, c api.Cluster) {
+	fmt.Fprintf(w, "  cluster %s  timeline %d\n", c.SystemIdentifier, c.Timeline)
+	var rows [][]string
+	for _, in := range c.Instances {
+		note := in.Error
+		if in.Role == "standby" {
+			note = standbyNote(in)
+		}
+		rows = append(rows, []string{in.Name, in.Role, in.Address, yesNo(in.Up), strconv.Itoa(in.ServerVersion), dash(in.WALLSN), dash(note)})
+	}
+	writeTable(w, []string{"INSTANCE", "ROLE", "ADDRESS", "UP", "VERSION", "WAL LSN", "NOTE"}, rows)
+	if len(c.Standbys) > 0 {
+		rows = rows[:0]
+		for _, s := range c.Standbys {
+			state := s.State
+			if state != "streaming" {
+				state += " (!)"
+			}
+			rows = append(rows, []string{s.ApplicationName, dash(s.Instance), dash(s.ClientAddr), state, s.SyncState,
+				bytesHuman(s.SentLagBytes), bytesHuman(s.ReplayLagBytes),
+				fmt.Sprintf("%.1f/%.1f/%.1f", s.WriteLagSeconds, s.FlushLagSeconds, s.ReplayLagSeconds),
+				fmt.Sprintf("%.1fs", s.ReplyAgeSeconds)})
+		}
+		writeTable(w, []string{"STANDBY", "INSTANCE", "CLIENT", "STATE", "SYNC", "SENT LAG", "REPLAY LAG", "WRITE/FLUSH/REPLAY S", "REPLY AGE"}, rows)
+	}
+	if len(c.Slots) > 0 {
+		rows = rows[:0]
+		for _, s := range c.Slots {
+			status := dash(s.WALStatus)
+			if s.WALStatus == "unreserved" || s.WALStatus == "lost" {
+				status += " (!)"
+			}
+			safe := "-"
+			if s.SafeWALSizeBytes != nil {
+				safe = bytesHuman(*s.SafeWALSizeBytes)
+			}
+			rows = append(rows, []string{s.Name, s.Type, yesNo(s.Active), bytesHuman(s.RetainedBytes), status, safe})
+		}
+		writeTable(w, []string{"SLOT", "TYPE", "ACTIVE", "RETAINED WAL", "WAL STATUS", "SAFE WAL SIZE"}, rows)
+	}
+	if len(c.Subscriptions) > 0 {
+		rows = rows[:0]
+		for _, s := range c.Subscriptions {
+			age := "-"
+			if s.LastMsgAgeSeconds != nil {
+				age = fmt.Sprintf("%.1fs", *s.LastMsgAgeSeconds)
+			}
+			rows = append(rows, []string{s.Name, s.Instance, yesNo(s.Enabled), age,
+				strconv.FormatInt(s.ApplyErrors, 10), strconv.FormatInt(s.SyncErrors, 10), strconv.FormatInt(s.RelNotReady, 10)})
+		}
+		writeTable(w, []string{"SUBSCRIPTION", "INSTANCE", "ENABLED", "LAST MSG AGE", "APPLY ERR", "SYNC ERR", "RELS NOT READY"}, rows)
+	}
+}
+
+func standbyNote(in api.Instance) string {
+	var parts []string
+	if in.Receiver != nil {
+		if in.Receiver.Connected {
+			parts = append(parts, "receiver "+in.Receiver.Status)
+		} else {
+			parts = append(parts, "receiver disconnected (!)")
+		}
+	}
+	if in.ReplayPaused {
+		parts = append(parts, "replay paused (!)")
+	}
+	parts = append(parts, "receive-replay "+bytesHuman(in.ReceiveReplayLagBytes), fmt.Sprintf("delay %.1fs", in.ReplayDelaySeconds))
+	if in.Error != "" {
+		parts = append(parts, in.Error)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// bytesHuman prints IEC units: lag in "16.0 MiB" reads faster than 16777216.
+func bytesHuman(n int64) string {
+	const unit = 1024
+	if n < 0 {
+		return "-" + bytesHuman(-n)
+	}
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pganalytics/pganalytics/client"
+)
+
+// isolateEnv clears every variable pgactl reads, so a developer's own contexts file or environment
+// cannot leak into a test.
+func isolateEnv(t *testing.T) {
+	t.Helper()
+	dir := t.TempDir()
+	t.Setenv("HOME", dir)
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	for _, k := range []string{
+		client.EnvConfig, client.EnvContext, client.EnvAPIURL, client.EnvCAFile, client.EnvUsername, client.EnvPassword,
+		client.EnvPasswordFile, client.EnvViewerUsername, client.EnvViewerPassword, client.EnvViewerPasswordFile,
+		client.EnvDatabaseURL, client.EnvToken, "PGACTL_CORS_ORIGIN",
+	} {
+		t.Setenv(k, "")
+	}
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitUsage
+}
+
+func closedPortURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+// tinyAPI answers health (healthyBody) and refuses every login.
+func tinyAPI(t *testing.T, healthBody string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/health":
+			io.WriteString(w, healthBody)
+		case "/api/v1/auth/login":
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":{"code":"invalid_credentials","message":"invalid username or password"}}`)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":{"code":"not_found","message":"no such route"}}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+const healthyBody = `{"status":"healthy","uptime":5,"version":"3.2.0","checks":{"database":"healthy"}}`
+
+func wrongPasswordFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "admin.pass")
+	if err := os.WriteFile(path, []byte("wrong\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func runSmokeCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newSmokeCmd()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withExit(exitUsage, err) })
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestSmokeCommandExitCodes(t *testing.T) {
+	isolateEnv(t)
+	healthy := tinyAPI(t, healthyBody)
+	degraded := tinyAPI(t, `{"status":"degraded","uptime":5,"version":"3.2.0","checks":{"database":"degraded"}}`)
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int
+		out  string
+	}{
+		{"list", nil, []string{"--list"}, exitOK, "rate-limit"},
+		{"passing check", nil, []string{"--api-url", healthy, "--only", "health"}, exitOK, "PASS  health"},
+		{"failing check", nil, []string{"--api-url", degraded, "--only", "health", "-o", "json"}, exitCheckFailed, `"status": "fail"`},
+		{"unreachable", nil, []string{"--api-url", closedPortURL(t)}, exitUnreachable, ""},
+		{"admin login refused", map[string]string{client.EnvPassword: "wrong"}, []string{"--api-url", healthy, "--username", "admin"}, exitAuth, ""},
+		{"admin login refused, password from a file", nil, []string{"--api-url", healthy, "--username", "admin", "--password-file", wrongPasswordFile(t)}, exitAuth, ""},
+		{"missing password file", nil, []string{"--api-url", healthy, "--username", "admin", "--password-file", "/nonexistent/pw"}, exitUsage, ""},
+		{"no API URL", nil, nil, exitUsage, ""},
+		{"unknown check", nil, []string{"--api-url", healthy, "--skip", "nope"}, exitUsage, ""},
+		{"unknown format", nil, []string{"--api-url", healthy, "-o", "xml"}, exitUsage, ""},
+		{"password without terminal", nil, []string{"--api-url", healthy, "--username", "admin"}, exitUsage, ""},
+		{"password in --database-url", nil, []string{"--api-url", healthy, "--database-url", "postgres://u:pw@h/db"}, exitUsage, ""},
+		{"bad flag", nil, []string{"--no-such-flag"}, exitUsage, ""},
+		{"zero cert days", nil, []string{"--api-url", healthy, "--cert-min-days", "0"}, exitUsage, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			out, err := runSmokeCmd(t, tt.args...)
+			if got := exitCode(err); got != tt.want {
+				t.Fatalf("exit %d (%v), want %d; output:\n%s", got, err, tt.want, out)
+			}
+			if !strings.Contains(out, tt.out) {
+				t.Errorf("output lacks %q:\n%s", tt.out, out)
+			}
+			if tt.want == exitCheckFailed {
+				var report map[string]any
+				if err := json.Unmarshal([]byte(out), &report); err != nil {
+					t.Errorf("-o json output is not JSON: %v", err)
+				}
+			}
+		})
+	}
+}

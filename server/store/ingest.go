@@ -1,0 +1,380 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/pganalytics/pganalytics/internal/api"
+)
+
+// TopologyChannel is the LISTEN/NOTIFY channel Ingest notifies with the collector id on every push.
+const TopologyChannel = "pganalytics_topology"
+
+// maxFutureSkew bounds how far ahead of the server's clock a sample may be: a collector with a
+// wrong clock must not make the store create partitions for arbitrary future days.
+const maxFutureSkew = day
+
+// QueryMetrics limits.
+const (
+	DefaultMetricsLimit = 1000
+	MaxMetricsLimit     = 10000
+)
+
+// MetricsQuery selects samples. Empty fields do not filter; Since and Until are inclusive.
+// Limit defaults to 1000 and is capped at 10000.
+type MetricsQuery struct {
+	CollectorID, Name string
+	Since, Until      time.Time
+	Limit             int
+}
+
+type sampleRow struct {
+	ts     time.Time
+	value  float64
+	series int64
+}
+
+// Ingest stores a push from an active collector: its samples (validated by the caller), its status
+// and its snapshot, in one transaction, and notifies TopologyChannel. It returns how many samples
+// were stored; ErrNotFound if the collector is unknown or deregistered.
+//
+// Samples with a zero Timestamp take req.CollectedAt (or the server's time if that is zero too).
+// Timestamps are accepted from Retention ago up to one day ahead: a spooled batch from days ago is
+// stored, its day partition created on demand; samples older than Retention are not stored and not
+// counted as accepted, since retention would drop them at the next Maintain (and creating their
+// partition would resurrect a dropped day), nor are samples more than a day in the future.
+//
+// A snapshot replaces the stored one only if it is not older, so a spooled batch delivered late
+// never hides the current topology.
+func (s *Store) Ingest(ctx context.Context, collectorID string, req *api.PushRequest) (accepted int, err error) {
+	cid, err := parseID(collectorID)
+	if err != nil {
+		return 0, err
+	}
+	if req == nil {
+		return 0, fmt.Errorf("%w: empty push", ErrInvalid)
+	}
+	accepted, err = s.ingest(ctx, cid, req)
+	var retry errPartitionGone
+	if errors.As(err, &retry) {
+		// Another server dropped (or an operator removed) a partition this server had cached.
+		s.partitions.clear()
+		if accepted, err = s.ingest(ctx, cid, req); errors.As(err, &retry) {
+			err = fmt.Errorf("ingest: %w", err)
+		}
+	}
+	return accepted, err
+}
+
+type errPartitionGone struct{ err error }
+
+func (e errPartitionGone) Error() string { return e.err.Error() }
+func (e errPartitionGone) Unwrap() error { return e.err }
+
+func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, req *api.PushRequest) (int, error) {
+	now := time.Now()
+	collectedAt := req.CollectedAt
+	if collectedAt.IsZero() {
+		collectedAt = now
+	}
+	oldest, newest := s.retentionCutoff(now), now.Add(maxFutureSkew)
+
+	collector := cid.String()
+	var (
+		rows     = make([]sampleRow, 0, len(req.Metrics))
+		keys     = make([]string, 0, len(req.Metrics))
+		samples  = make([]*api.Sample, 0, len(req.Metrics))
+		days     []time.Time
+		lastDay  time.Time
+		keyBuf   strings.Builder
+		rejected int
+	)
+	for i := range req.Metrics {
+		m := &req.Metrics[i]
+		ts := m.Timestamp
+		if ts.IsZero() {
+			ts = collectedAt
+		}
+		if ts.Before(oldest) || ts.After(newest) {
+			rejected++
+			continue
+		}
+		if d := utcDay(ts); !d.Equal(lastDay) {
+			lastDay = d
+			if !slices.ContainsFunc(days, d.Equal) {
+				days = append(days, d)
+			}
+		}
+		rows = append(rows, sampleRow{ts: ts, value: m.Value})
+		keys = append(keys, seriesKey(&keyBuf, collector, m.Name, m.Labels))
+		samples = append(samples, m)
+	}
+	if rejected > 0 {
+		s.log.Warn("samples outside the accepted time range not stored",
+			"collector_id", collector, "rejected", rejected, "oldest_accepted", oldest, "newest_accepted", newest)
+	}
+	if err := s.ensurePartitions(ctx, days); err != nil {
+		return 0, err
+	}
+
+	ids := make([]int64, len(rows))
+	missing := s.series.lookup(keys, ids)
+
+	var created map[string]int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// First, so that the collector's row lock serialises its concurrent pushes: their series
+		// upserts then never deadlock (other collectors' series never conflict).
+		if err := updateCollector(ctx, tx, cid, collectedAt, req); err != nil {
+			return err
+		}
+		if len(missing) > 0 {
+			var err error
+			if created, err = upsertSeries(ctx, tx, cid, keys, samples, missing, ids); err != nil {
+				return err
+			}
+		}
+		for i := range rows {
+			rows[i].series = ids[i]
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"samples"},
+			[]string{"timestamp", "collector_id", "series_id", "value"},
+			&sampleSource{rows: rows, collector: cid, next: -1})
+		if err != nil {
+			if pgCode(err) == codeCheckViolation { // no partition of relation "samples" found for row
+				return errPartitionGone{err}
+			}
+			return fmt.Errorf("copy samples: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		var gone errPartitionGone
+		if errors.Is(err, ErrNotFound) || errors.As(err, &gone) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("ingest: %w", err)
+	}
+	// Only ids of committed series may be cached.
+	if len(created) > 0 {
+		s.series.add(created)
+	}
+	return len(rows), nil
+}
+
+// updateCollector records the push on the collector's row, appends its counters to the status
+// history, upserts the snapshot and notifies listeners, in one round trip. ErrNotFound if the
+// collector is not active.
+func updateCollector(ctx context.Context, tx pgx.Tx, cid pgtype.UUID, collectedAt time.Time, req *api.PushRequest) error {
+	var (
+		version, hostname              pgtype.Text
+		instances                      pgtype.Int4
+		interval, bufferUtil           pgtype.Float8
+		dropped, failures, collections pgtype.Int8
+		snapshot                       []byte
+		snapshotAt                     = collectedAt
+		notified                       bool
+	)
+	if st := req.Status; st != nil {
+		version = pgtype.Text{String: st.Version, Valid: true}
+		hostname = pgtype.Text{String: st.Hostname, Valid: st.Hostname != ""}
+		instances = pgtype.Int4{Int32: int32(min(max(st.Instances, 0), 1<<31-1)), Valid: true}
+		interval = pgtype.Float8{Float64: st.IntervalSeconds, Valid: true}
+		bufferUtil = pgtype.Float8{Float64: st.BufferUtilization, Valid: true}
+		dropped = pgtype.Int8{Int64: st.BufferDroppedTotal, Valid: true}
+		failures = pgtype.Int8{Int64: st.CollectionFailuresTotal, Valid: true}
+		collections = pgtype.Int8{Int64: st.CollectionsTotal, Valid: true}
+	}
+	if req.Snapshot != nil {
+		var err error
+		if snapshot, err = json.Marshal(req.Snapshot); err != nil {
+			return fmt.Errorf("encode snapshot: %w", err)
+		}
+		if !req.Snapshot.CollectedAt.IsZero() {
+			snapshotAt = req.Snapshot.CollectedAt
+		}
+	}
+	err := tx.QueryRow(ctx, `
+		WITH c AS (
+		    UPDATE collectors SET
+		           last_push_at = now(),
+		           version = COALESCE($2::text, version),
+		           hostname = COALESCE($3::text, hostname),
+		           instances = COALESCE($4::integer, instances),
+		           interval_seconds = COALESCE($5::float8, interval_seconds),
+		           buffer_utilization = COALESCE($6::float8, buffer_utilization),
+		           buffer_dropped_total = COALESCE($7::bigint, buffer_dropped_total),
+		           collection_failures_total = COALESCE($8::bigint, collection_failures_total),
+		           collections_total = COALESCE($9::bigint, collections_total)
+		     WHERE id = $1 AND deleted_at IS NULL
+		    RETURNING id
+		), history AS (
+		    INSERT INTO collector_status_history (collector_id, at, collections_total, collection_failures_total)
+		    SELECT id, now(), $9::bigint, $8::bigint FROM c WHERE $9::bigint IS NOT NULL
+		    ON CONFLICT (collector_id, at) DO NOTHING
+		), snapshot AS (
+		    INSERT INTO collector_snapshots (collector_id, received_at, collected_at, snapshot)
+		    SELECT id, now(), $10::timestamptz, $11::jsonb FROM c WHERE $11::jsonb IS NOT NULL
+		    ON CONFLICT (collector_id) DO UPDATE SET
+		           received_at = EXCLUDED.received_at,
+		           collected_at = EXCLUDED.collected_at,
+		           snapshot = EXCLUDED.snapshot
+		     WHERE collector_snapshots.collected_at <= EXCLUDED.collected_at
+		)
+		SELECT pg_notify('`+TopologyChannel+`', id::text) IS NOT NULL FROM c`,
+		cid, version, hostname, instances, interval, bufferUtil, dropped, failures, collections,
+		snapshotAt, snapshot).Scan(&notified)
+	if err != nil {
+		return notFound(err, "record push")
+	}
+	return nil
+}
+
+// upsertSeries resolves the series at the missing indexes, creating those that do not exist, fills
+// their ids and returns the new cache entries.
+func upsertSeries(ctx context.Context, tx pgx.Tx, cid pgtype.UUID, keys []string, samples []*api.Sample,
+	missing []int, ids []int64) (map[string]int64, error) {
+	// Deduplicate (ON CONFLICT DO UPDATE may not touch a row twice) and keep the first index per key.
+	first := make(map[string]int, len(missing))
+	var names, labels []string
+	for _, i := range missing {
+		if _, ok := first[keys[i]]; ok {
+			continue
+		}
+		first[keys[i]] = i
+		l := samples[i].Labels
+		if l == nil {
+			l = map[string]string{}
+		}
+		b, err := json.Marshal(l)
+		if err != nil {
+			return nil, fmt.Errorf("encode labels: %w", err)
+		}
+		names = append(names, samples[i].Name)
+		labels = append(labels, string(b))
+	}
+	// DO UPDATE (not DO NOTHING) so that RETURNING also yields series that already exist, including
+	// ones another transaction committed after this statement's snapshot was taken.
+	rows, err := tx.Query(ctx, `
+		INSERT INTO series (collector_id, name, labels)
+		SELECT $1, n, l::jsonb FROM unnest($2::text[], $3::text[]) AS u(n, l)
+		ON CONFLICT (collector_id, name, md5(labels::text)) DO UPDATE SET name = EXCLUDED.name
+		RETURNING id, name, labels`, cid, names, labels)
+	if err != nil {
+		return nil, fmt.Errorf("upsert series: %w", err)
+	}
+	created := make(map[string]int64, len(first))
+	collector := cid.String()
+	var keyBuf strings.Builder
+	for rows.Next() {
+		var (
+			id   int64
+			name string
+			lbl  map[string]string
+		)
+		if err := rows.Scan(&id, &name, &lbl); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("upsert series: %w", err)
+		}
+		created[seriesKey(&keyBuf, collector, name, lbl)] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("upsert series: %w", err)
+	}
+	for _, i := range missing {
+		id, ok := created[keys[i]]
+		if !ok {
+			return nil, fmt.Errorf("upsert series: no id returned for %q", samples[i].Name)
+		}
+		ids[i] = id
+	}
+	return created, nil
+}
+
+// sampleSource feeds CopyFrom without building a [][]any of the whole batch.
+type sampleSource struct {
+	rows      []sampleRow
+	collector pgtype.UUID
+	next      int
+	vals      [4]any
+}
+
+func (s *sampleSource) Next() bool {
+	s.next++
+	return s.next < len(s.rows)
+}
+
+func (s *sampleSource) Values() ([]any, error) {
+	r := &s.rows[s.next]
+	s.vals = [4]any{r.ts, s.collector, r.series, r.value}
+	return s.vals[:], nil
+}
+
+func (s *sampleSource) Err() error { return nil }
+
+// QueryMetrics returns the newest samples matching q, newest first. ErrNotFound for a malformed
+// collector id.
+func (s *Store) QueryMetrics(ctx context.Context, q MetricsQuery) ([]api.MetricSample, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultMetricsLimit
+	}
+	limit = min(limit, MaxMetricsLimit)
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if q.CollectorID != "" {
+		cid, err := parseID(q.CollectorID)
+		if err != nil {
+			return nil, err
+		}
+		where = append(where, "sa.collector_id = "+arg(cid))
+	}
+	if q.Name != "" {
+		where = append(where, "se.name = "+arg(q.Name))
+	}
+	if !q.Since.IsZero() {
+		where = append(where, `sa."timestamp" >= `+arg(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, `sa."timestamp" <= `+arg(q.Until))
+	}
+	sql := `SELECT sa."timestamp", sa.collector_id::text, se.name, se.labels, sa.value
+	          FROM samples sa JOIN series se ON se.collector_id = sa.collector_id AND se.id = sa.series_id`
+	if len(where) > 0 {
+		sql += " WHERE " + strings.Join(where, " AND ")
+	}
+	sql += ` ORDER BY sa."timestamp" DESC, sa.series_id LIMIT ` + arg(limit)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query metrics: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (api.MetricSample, error) {
+		var m api.MetricSample
+		err := row.Scan(&m.Timestamp, &m.CollectorID, &m.Name, &m.Labels, &m.Value)
+		if len(m.Labels) == 0 {
+			m.Labels = nil
+		}
+		return m, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query metrics: %w", err)
+	}
+	return out, nil
+}
