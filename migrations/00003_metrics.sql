@@ -31,7 +31,7 @@ CREATE INDEX samples_time_idx ON samples USING brin ("timestamp");
 -- collector_id is text so that it compares with a plain string literal.
 CREATE VIEW metrics AS
 SELECT sa."timestamp",
-       sa.collector_id::text AS collector_id,
+       se.collector_id::text AS collector_id, -- from series: the planner then filters series first
        se.name,
        se.labels,
        se.instance,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` and `make demo` need on a fresh Debian machine, saying what it does.
-# Needs: PostgreSQL server binaries (initdb, pg_ctl, postgres), psql/pg_dump, tmux (console e2e test).
+# Needs: PostgreSQL server binaries (initdb, pg_ctl, postgres), psql/pg_dump, tmux (console e2e test),
+# promtool (alert rule tests).
 set -euo pipefail
 
 need=()
@@ -9,6 +10,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v pg_conf
 fi
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool checks deploy/prometheus rules
 id postgres >/dev/null 2>&1 || need+=(postgresql)
 
 if ((${#need[@]} == 0)); then
