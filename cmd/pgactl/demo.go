@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+
+	"github.com/pganalytics/pganalytics/internal/demo"
+	"github.com/pganalytics/pganalytics/runbook"
+)
+
+func newDemoCmd() *cobra.Command {
+	var (
+		opts       demo.Options
+		noConsole  bool
+		noWorkload bool
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the whole stack locally on throwaway clusters (store, API, primary+standby, collector)",
+		Long: `demo starts, on this machine only:
+  - a throwaway metrics-store PostgreSQL cluster, migrated, with an admin and a viewer user;
+  - the API (pganalytics-api) on loopback;
+  - a monitored primary with a streaming standby and a small write workload;
+  - a registered collector (pganalytics) pushing every few seconds;
+then opens the console on it. Credentials and URLs go to STATE_DIR/demo/demo.env.
+Ctrl-C (or quitting the console) stops everything and removes the clusters.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.BinDir == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return withExit(exitUsage, fmt.Errorf("find binaries: %w (pass --bin-dir)", err))
+				}
+				opts.BinDir = filepath.Dir(exe)
+			}
+			if opts.StateDir == "" {
+				dir, err := runbook.DefaultStateDir()
+				if err != nil {
+					return withExit(exitUsage, err)
+				}
+				opts.StateDir = dir
+			}
+			opts.Workload = !noWorkload
+			opts.Out = cmd.ErrOrStderr()
+			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			interactive := !noConsole && isatty.IsTerminal(os.Stdin.Fd()) && isatty.IsTerminal(os.Stdout.Fd())
+			return demo.Run(cmd.Context(), opts, func(ctx context.Context, env demo.Env) error {
+				printDemoSummary(cmd.OutOrStdout(), env, opts.Interval, interactive)
+				if interactive {
+					return runDemoConsole(ctx, cmd, env)
+				}
+				<-ctx.Done()
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.BinDir, "bin-dir", "", "directory holding pganalytics-api and pganalytics (default: next to pgactl)")
+	f.StringVar(&opts.StateDir, "state-dir", "", "state directory (default $PGACTL_STATE_DIR, else ~/.local/state/pgactl)")
+	f.StringVar(&opts.APIAddr, "addr", "127.0.0.1:8080", "loopback address for the API")
+	f.DurationVar(&opts.Interval, "interval", 5*time.Second, "collector interval")
+	f.BoolVar(&noConsole, "no-console", false, "do not open the console; run until Ctrl-C")
+	f.BoolVar(&noWorkload, "no-workload", false, "do not write to the demo primary")
+	return cmd
+}
+
+func printDemoSummary(w io.Writer, env demo.Env, interval time.Duration, interactive bool) {
+	v := env.Vars
+	fmt.Fprintf(w, `
+pgAnalytics demo is running.
+  API         %s   (log: %s)
+  admin       %s / %s
+  viewer      %s / %s
+  store       %s
+  primary     %s
+  standby     %s
+  collector   demo-collector, every %s   (log: %s)
+  environment %s
+
+In another terminal:
+  set -a; . %s; set +a
+  %s smoke                            # the seed's smoke and security checks
+  %s replication --watch              # live replication topology
+  %s runbook run staging --env demo   # the deployment plan's staging phase, end to end
+  psql "$PGACTL_DATABASE_URL" -c "SELECT collector_id, COUNT(*) FROM metrics GROUP BY 1"
+
+`, v["PGACTL_API_URL"], filepath.Join(v["DEMO_DIR"], "api.log"),
+		v["PGACTL_USERNAME"], v["PGACTL_PASSWORD"], v["PGACTL_VIEWER_USERNAME"], v["PGACTL_VIEWER_PASSWORD"],
+		v["PGACTL_DATABASE_URL"], v["PRIMARY_URL"], v["STANDBY_URL"], interval,
+		filepath.Join(v["DEMO_DIR"], "collector.log"), env.File, env.File,
+		filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"))
+	if interactive {
+		fmt.Fprintln(w, "Opening the console; quit it (q) to stop the demo.")
+	} else {
+		fmt.Fprintln(w, "Press Ctrl-C to stop the demo and remove everything.")
+	}
+}

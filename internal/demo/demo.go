@@ -1,0 +1,411 @@
+// Package demo starts the whole pgAnalytics stack on this machine for `pgactl demo`: a metrics-store
+// cluster, the API on loopback, a monitored primary with a streaming standby, a registered collector
+// and a small write workload, all throwaway and removed when the demo stops.
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pganalytics/pganalytics/internal/pgcluster"
+)
+
+// Options configure a demo run.
+type Options struct {
+	BinDir   string        // holds pganalytics-api and pganalytics
+	StateDir string        // demo.env and the collector's token/spool go to StateDir/demo
+	APIAddr  string        // loopback listen address of the API, default 127.0.0.1:8080
+	Interval time.Duration // collector interval, default 5s
+	Workload bool          // keep writing to the primary so lag moves
+	Out      io.Writer     // progress lines for the person running the demo
+	Logger   *slog.Logger
+}
+
+// Env is what a running demo offers: the values written to demo.env.
+type Env struct {
+	File  string            // path of demo.env
+	Vars  map[string]string // KEY=VALUE pairs, see EnvKeys
+	Stack *Stack
+}
+
+// Stack is the set of processes and clusters a demo runs.
+type Stack struct {
+	scratch *pgcluster.Scratch
+	store   *pgcluster.Cluster
+	primary *pgcluster.Cluster
+	standby *pgcluster.Cluster
+	procs   []*process
+	dir     string
+}
+
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Run starts the stack, calls use with its Env (the console, or a wait for Ctrl-C), then stops
+// everything and removes the clusters, whatever use returns.
+func Run(ctx context.Context, opts Options, use func(context.Context, Env) error) (err error) {
+	opts = withDefaults(opts)
+	st := &Stack{}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		fmt.Fprintln(opts.Out, "demo: stopping collector, API and clusters")
+		err = errors.Join(err, st.stop(stopCtx))
+	}()
+	env, err := st.start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	workCtx, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	if opts.Workload {
+		go runWorkload(workCtx, st.primary.DSN("demo"), opts.Logger)
+	}
+	return use(ctx, env)
+}
+
+func withDefaults(o Options) Options {
+	if o.APIAddr == "" {
+		o.APIAddr = "127.0.0.1:8080"
+	}
+	if o.Interval <= 0 {
+		o.Interval = 5 * time.Second
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
+	step := func(format string, args ...any) { fmt.Fprintf(o.Out, "demo: "+format+"\n", args...) }
+	if err := checkLoopback(o.APIAddr); err != nil {
+		return Env{}, err
+	}
+	apiBin, collectorBin := filepath.Join(o.BinDir, "pganalytics-api"), filepath.Join(o.BinDir, "pganalytics")
+	for _, b := range []string{apiBin, collectorBin} {
+		if _, err := os.Stat(b); err != nil {
+			return Env{}, fmt.Errorf("binary %s missing (run make build): %w", b, err)
+		}
+	}
+	st.dir = filepath.Join(o.StateDir, "demo")
+	if err := os.RemoveAll(st.dir); err != nil {
+		return Env{}, fmt.Errorf("clear %s: %w", st.dir, err)
+	}
+	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+		return Env{}, fmt.Errorf("create %s: %w", st.dir, err)
+	}
+
+	bins, err := pgcluster.BinariesFromEnv(ctx)
+	if err != nil {
+		return Env{}, fmt.Errorf("find postgresql binaries: %w", err)
+	}
+	step("PostgreSQL %d binaries from %s", bins.Major, bins.Dir)
+	if st.scratch, err = pgcluster.NewScratch(); err != nil {
+		return Env{}, err
+	}
+
+	step("starting the metrics store cluster")
+	st.store, err = pgcluster.Start(ctx, pgcluster.Config{Name: "store", BaseDir: st.scratch.Dir, Binaries: bins})
+	if err != nil {
+		return Env{}, err
+	}
+	if err := execSQL(ctx, st.store.DSN("postgres"), "CREATE DATABASE pganalytics"); err != nil {
+		return Env{}, err
+	}
+	storeURL := st.store.DSN("pganalytics")
+
+	step("starting the monitored primary and its streaming standby")
+	st.primary, err = pgcluster.Start(ctx, pgcluster.Config{
+		Name: "db1", BaseDir: st.scratch.Dir, Binaries: bins,
+		Settings: map[string]string{"wal_level": "logical", "track_io_timing": "on"},
+	})
+	if err != nil {
+		return Env{}, err
+	}
+	monitorPassword := secret(18)
+	for _, q := range []string{
+		"CREATE ROLE pganalytics WITH LOGIN NOINHERIT PASSWORD '" + monitorPassword + "'",
+		"GRANT pg_monitor TO pganalytics",
+		"CREATE DATABASE demo",
+	} {
+		if err := execSQL(ctx, st.primary.DSN("postgres"), q); err != nil {
+			return Env{}, err
+		}
+	}
+	if err := execSQL(ctx, st.primary.DSN("demo"), "CREATE TABLE orders (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), payload text)"); err != nil {
+		return Env{}, err
+	}
+	st.standby, err = pgcluster.StartStandby(ctx, st.primary, pgcluster.Config{Name: "db1_standby"})
+	if err != nil {
+		return Env{}, err
+	}
+
+	vars := map[string]string{
+		"PGACTL_API_URL":         "http://" + o.APIAddr,
+		"PGACTL_USERNAME":        "admin",
+		"PGACTL_PASSWORD":        secret(15),
+		"PGACTL_VIEWER_USERNAME": "viewer",
+		"PGACTL_VIEWER_PASSWORD": secret(15),
+		"PGACTL_DATABASE_URL":    storeURL,
+		"PGACTL_CORS_ORIGIN":     "http://localhost:3000",
+		"REGISTRATION_SECRET":    secret(32),
+		"COLLECTOR_CONFIG":       filepath.Join(st.dir, "collector.toml"),
+		"BIN_DIR":                o.BinDir,
+		"DEMO_DIR":               st.dir,
+		"PRIMARY_URL":            st.primary.DSN("postgres"),
+		"STANDBY_URL":            st.standby.DSN("postgres"),
+		"BACKUP_DIR":             filepath.Join(st.dir, "backups"),
+	}
+	apiEnv := []string{
+		"DATABASE_URL=" + storeURL,
+		"JWT_SECRET_KEY=" + secret(32),
+		"REGISTRATION_SECRET=" + vars["REGISTRATION_SECRET"],
+		"LISTEN_ADDR=" + o.APIAddr,
+		"ENVIRONMENT=development",
+		"CORS_ALLOWED_ORIGINS=" + vars["PGACTL_CORS_ORIGIN"],
+	}
+
+	step("migrating the metrics store")
+	if out, err := runOnce(ctx, apiEnv, "", apiBin, "migrate"); err != nil {
+		return Env{}, fmt.Errorf("migrate: %w: %s", err, out)
+	}
+	for _, u := range []struct{ name, role, pw string }{
+		{"admin", "admin", vars["PGACTL_PASSWORD"]},
+		{"viewer", "viewer", vars["PGACTL_VIEWER_PASSWORD"]},
+	} {
+		if out, err := runOnce(ctx, apiEnv, u.pw+"\n", apiBin, "user", "add", u.name, "--role", u.role); err != nil {
+			return Env{}, fmt.Errorf("create user %s: %w: %s", u.name, err, out)
+		}
+	}
+
+	step("starting the API on http://%s", o.APIAddr)
+	if err := st.spawn("api", apiEnv, filepath.Join(st.dir, "api.log"), apiBin, "serve"); err != nil {
+		return Env{}, err
+	}
+	if err := waitHealthy(ctx, vars["PGACTL_API_URL"], st.procs[len(st.procs)-1]); err != nil {
+		return Env{}, fmt.Errorf("api did not become healthy (log: %s): %w", filepath.Join(st.dir, "api.log"), err)
+	}
+
+	step("registering and starting the collector (every %s)", o.Interval)
+	passwordFile := filepath.Join(st.dir, "monitor.password")
+	if err := os.WriteFile(passwordFile, []byte(monitorPassword+"\n"), 0o600); err != nil {
+		return Env{}, fmt.Errorf("write monitor password: %w", err)
+	}
+	monitorURL := func(c *pgcluster.Cluster) string {
+		return fmt.Sprintf("postgres://pganalytics@127.0.0.1:%d/postgres?sslmode=disable", c.Port)
+	}
+	if err := writeCollectorConfig(vars["COLLECTOR_CONFIG"], st.dir, vars["PGACTL_API_URL"], o.Interval, passwordFile,
+		map[string]string{"db1": monitorURL(st.primary), "db1_standby": monitorURL(st.standby)}); err != nil {
+		return Env{}, err
+	}
+	collectorEnv := []string{"REGISTRATION_SECRET=" + vars["REGISTRATION_SECRET"]}
+	if out, err := runOnce(ctx, collectorEnv, "", collectorBin, "register", "--config", vars["COLLECTOR_CONFIG"]); err != nil {
+		return Env{}, fmt.Errorf("register collector: %w: %s", err, out)
+	}
+	if err := st.spawn("collector", nil, filepath.Join(st.dir, "collector.log"), collectorBin, "--config", vars["COLLECTOR_CONFIG"]); err != nil {
+		return Env{}, err
+	}
+
+	file := filepath.Join(st.dir, "demo.env")
+	if err := writeEnvFile(file, vars); err != nil {
+		return Env{}, err
+	}
+	return Env{File: file, Vars: vars, Stack: st}, nil
+}
+
+// checkLoopback refuses to bind the demo anywhere but loopback.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("api address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("api address %q: the demo listens on loopback only", addr)
+	}
+	return nil
+}
+
+func (st *Stack) spawn(name string, env []string, logFile string, bin string, args ...string) error {
+	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s log: %w", name, err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	// Children die with the demo even if it is killed, and stay out of the terminal's Ctrl-C.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, cmd: cmd, done: make(chan error, 1)}
+	go func() { p.done <- cmd.Wait(); log.Close() }()
+	st.procs = append(st.procs, p)
+	return nil
+}
+
+// stop ends processes in reverse start order (collector first, so it flushes to a live API), then the
+// clusters, then removes their directory.
+func (st *Stack) stop(ctx context.Context) error {
+	var errs []error
+	for i := len(st.procs) - 1; i >= 0; i-- {
+		p := st.procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(12 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+			errs = append(errs, fmt.Errorf("%s did not stop within 12s; killed", p.name))
+		}
+	}
+	for _, c := range []*pgcluster.Cluster{st.standby, st.primary, st.store} {
+		if c != nil {
+			if err := c.Stop(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if st.scratch != nil {
+		errs = append(errs, st.scratch.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func runOnce(ctx context.Context, env []string, stdin string, bin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+func waitHealthy(ctx context.Context, baseURL string, p *process) error {
+	deadline := time.Now().Add(30 * time.Second)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("api exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		resp, err := client.Get(baseURL + "/api/v1/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+	}
+	return errors.New("timed out after 30s")
+}
+
+func writeCollectorConfig(path, dir, apiURL string, interval time.Duration, passwordFile string, instances map[string]string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by pgactl demo.\n[collector]\nname = %q\ninterval = %q\n\n[api]\nurl = %q\ntoken_file = %q\n\n",
+		"demo-collector", interval.String(), apiURL, filepath.Join(dir, "collector.token"))
+	names := make([]string, 0, len(instances))
+	for n := range instances {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "[[postgres]]\nname = %q\ndsn = %q\npassword_file = %q\n\n", n, instances[n], passwordFile)
+	}
+	fmt.Fprintf(&b, "[pg_replication]\nenabled = true\ninterval = %q\n\n[buffer]\nspool_dir = %q\n",
+		interval.String(), filepath.Join(dir, "spool"))
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write collector config: %w", err)
+	}
+	return nil
+}
+
+// EnvKeys lists demo.env's keys in the order they are written.
+func EnvKeys(vars map[string]string) []string {
+	keys := make([]string, 0, len(vars))
+	for k := range vars {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func writeEnvFile(path string, vars map[string]string) error {
+	var b strings.Builder
+	b.WriteString("# pgactl demo environment; valid while `pgactl demo` runs. Source it: set -a; . THIS_FILE; set +a\n")
+	for _, k := range EnvKeys(vars) {
+		fmt.Fprintf(&b, "%s=%s\n", k, vars[k])
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func execSQL(ctx context.Context, dsn, sql string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("exec: %w", err)
+	}
+	return nil
+}
+
+// secret returns n random bytes, URL-safe base64 encoded (no padding, safe in env files and DSNs).
+func secret(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails since Go 1.24
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// runWorkload inserts a few rows per second on the primary so the standby has WAL to replay.
+func runWorkload(ctx context.Context, dsn string, log *slog.Logger) {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		log.Warn("workload: connect", "err", err)
+		return
+	}
+	defer conn.Close(context.Background())
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if _, err := conn.Exec(ctx, "INSERT INTO orders (payload) SELECT md5(random()::text) FROM generate_series(1, 200)"); err != nil && ctx.Err() == nil {
+				log.Warn("workload: insert", "err", err)
+			}
+		}
+	}
+}

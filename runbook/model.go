@@ -1,0 +1,293 @@
+package runbook
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Runbook is a parsed, validated runbook: phases run in order, each a list of steps.
+type Runbook struct {
+	Title       string  `toml:"title" json:"title"`
+	Version     string  `toml:"version" json:"version,omitempty"`
+	Description string  `toml:"description" json:"description,omitempty"`
+	Phases      []Phase `toml:"phase" json:"phases"`
+
+	// Source names where the runbook came from: DefaultSource for the shipped one, else a file path.
+	Source string `toml:"-" json:"source"`
+}
+
+// Phase is a named group of steps, addressed by its ID (e.g. "staging").
+type Phase struct {
+	ID          string `toml:"id" json:"id"`
+	Title       string `toml:"title" json:"title"`
+	Description string `toml:"description" json:"description,omitempty"`
+	Steps       []Step `toml:"step" json:"steps"`
+}
+
+// Step is one action of a phase. Which fields apply depends on Kind (and, for checks, on Check);
+// Parse rejects fields that do not apply, so a typo never passes silently.
+type Step struct {
+	ID          string   `toml:"id" json:"id"`
+	Title       string   `toml:"title" json:"title"`
+	Kind        Kind     `toml:"kind" json:"kind"`
+	Description string   `toml:"description" json:"description,omitempty"`
+	Checklist   []string `toml:"checklist" json:"checklist,omitempty"`
+	Destructive bool     `toml:"destructive" json:"destructive,omitempty"`
+	Timeout     Duration `toml:"timeout" json:"timeout,omitzero"`
+	Retries     int      `toml:"retries" json:"retries,omitempty"`
+	RetryDelay  Duration `toml:"retry_delay" json:"retry_delay,omitzero"`
+
+	// command
+	Run string `toml:"run" json:"run,omitempty"`
+
+	// sql (Database also for the postgres and pg-monitor checks)
+	SQL      string   `toml:"sql" json:"sql,omitempty"`
+	Params   []string `toml:"params" json:"params,omitempty"`
+	Database string   `toml:"database" json:"database,omitempty"`
+	Expect   *Expect  `toml:"expect" json:"expect,omitempty"`
+
+	// check
+	Check    Check    `toml:"check" json:"check,omitempty"`
+	URL      string   `toml:"url" json:"url,omitempty"`
+	Headers  []string `toml:"headers" json:"headers,omitempty"`
+	MinDays  int      `toml:"min_days" json:"min_days,omitempty"`
+	Role     string   `toml:"role" json:"role,omitempty"`
+	Secret   string   `toml:"secret" json:"secret,omitempty"`
+	Name     string   `toml:"name" json:"name,omitempty"`
+	Hostname string   `toml:"hostname" json:"hostname,omitempty"`
+	Username string   `toml:"username" json:"username,omitempty"`
+	Password string   `toml:"password" json:"password,omitempty"`
+}
+
+// Kind is what a step does.
+type Kind string
+
+// Step kinds.
+const (
+	KindManual  Kind = "manual"  // an operator does it and confirms
+	KindCheck   Kind = "check"   // a built-in check (see Check)
+	KindCommand Kind = "command" // a bash script with a timeout
+	KindSQL     Kind = "sql"     // SQL against a database URL, optionally with an expectation
+)
+
+var kinds = []Kind{KindManual, KindCheck, KindCommand, KindSQL}
+
+// Check names a built-in check.
+type Check string
+
+// Built-in checks.
+const (
+	CheckHTTPHealth      Check = "http-health"      // GET {url}/api/v1/health: 200 and {"status":"healthy"}
+	CheckSecurityHeaders Check = "security-headers" // GET {url}/api/v1/health carries the security headers
+	CheckTLSExpiry       Check = "tls-expiry"       // the certificate served at url is valid for min_days more
+	CheckPostgres        Check = "postgres"         // database is reachable
+	CheckPgMonitor       Check = "pg-monitor"       // role holds pg_monitor's privileges
+	CheckRegistration    Check = "registration"     // POST {url}/api/v1/collectors/register answers 201 with a token
+	CheckAPIMetrics      Check = "api-metrics"      // login, then GET {url}/api/v1/metrics returns recent samples
+	CheckSmoke           Check = "smoke"            // the whole smoke suite
+)
+
+var checks = []Check{CheckHTTPHealth, CheckSecurityHeaders, CheckTLSExpiry, CheckPostgres, CheckPgMonitor,
+	CheckRegistration, CheckAPIMetrics, CheckSmoke}
+
+// Duration is a time.Duration written as a Go duration string ("30s", "5m", "1h30m").
+type Duration time.Duration
+
+// maxDuration bounds timeouts and delays: a runbook step longer than a day is a mistake.
+const maxDuration = 24 * time.Hour
+
+// UnmarshalText parses a duration string; it must be positive and at most 24h.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (write e.g. \"30s\", \"5m\", \"1h30m\")", b)
+	}
+	if v <= 0 || v > maxDuration {
+		return fmt.Errorf("duration %q out of range (0, 24h]", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration back in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Expect is what a sql step's result must satisfy; all set fields must hold.
+type Expect struct {
+	Rows   *Comparison `toml:"rows" json:"rows,omitempty"`     // number of rows, e.g. "> 0"
+	Value  *Comparison `toml:"value" json:"value,omitempty"`   // first column of the first row, numeric, e.g. ">= 100"
+	Equals [][]string  `toml:"equals" json:"equals,omitempty"` // every row, in PostgreSQL text form (NULL as "NULL")
+}
+
+// Comparison is an operator and a number, e.g. "> 0" or ">= 100".
+type Comparison struct {
+	Op    string
+	Limit float64
+}
+
+var comparisonRe = regexp.MustCompile(`^\s*(==|!=|>=|<=|>|<)\s*([-+]?[0-9]+(?:\.[0-9]+)?)\s*$`)
+
+// UnmarshalText parses "OP NUMBER" with OP one of == != >= <= > <.
+func (c *Comparison) UnmarshalText(b []byte) error {
+	m := comparisonRe.FindSubmatch(b)
+	if m == nil {
+		return fmt.Errorf("invalid comparison %q (write an operator and a number, e.g. \"> 0\" or \">= 100\")", b)
+	}
+	limit, err := strconv.ParseFloat(string(m[2]), 64)
+	if err != nil {
+		return fmt.Errorf("invalid comparison %q: %w", b, err)
+	}
+	c.Op, c.Limit = string(m[1]), limit
+	return nil
+}
+
+// MarshalText writes the comparison back as "OP NUMBER".
+func (c Comparison) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+func (c Comparison) String() string {
+	return c.Op + " " + strconv.FormatFloat(c.Limit, 'f', -1, 64)
+}
+
+// Holds reports whether v satisfies the comparison.
+func (c Comparison) Holds(v float64) bool {
+	switch c.Op {
+	case "==":
+		return v == c.Limit
+	case "!=":
+		return v != c.Limit
+	case ">=":
+		return v >= c.Limit
+	case "<=":
+		return v <= c.Limit
+	case ">":
+		return v > c.Limit
+	case "<":
+		return v < c.Limit
+	}
+	return false
+}
+
+// Default timeouts per kind, used when a step sets none. Manual steps wait for a person, unbounded.
+const (
+	DefaultCommandTimeout = 10 * time.Minute
+	DefaultSQLTimeout     = 5 * time.Minute
+	DefaultCheckTimeout   = time.Minute
+	DefaultRetryDelay     = 10 * time.Second
+	DefaultMinDays        = 14
+	DefaultRole           = "pganalytics"
+	DefaultDatabase       = "${DATABASE_URL}"
+)
+
+// EffectiveTimeout is the step's timeout, or its kind's default; zero for manual steps.
+func (s *Step) EffectiveTimeout() time.Duration {
+	if s.Timeout > 0 {
+		return time.Duration(s.Timeout)
+	}
+	switch s.Kind {
+	case KindCommand:
+		return DefaultCommandTimeout
+	case KindSQL:
+		return DefaultSQLTimeout
+	case KindCheck:
+		if s.Check == CheckSmoke {
+			return DefaultCommandTimeout
+		}
+		return DefaultCheckTimeout
+	}
+	return 0
+}
+
+func (s *Step) effectiveRetryDelay() time.Duration {
+	if s.RetryDelay > 0 {
+		return time.Duration(s.RetryDelay)
+	}
+	return DefaultRetryDelay
+}
+
+func (s *Step) databaseRef() string {
+	if s.Database != "" {
+		return s.Database
+	}
+	return DefaultDatabase
+}
+
+// Target addresses what to run: a whole phase, or one step of it ("staging" or "staging/health").
+type Target struct {
+	Phase string
+	Step  string // empty: the whole phase
+}
+
+func (t Target) String() string {
+	if t.Step == "" {
+		return t.Phase
+	}
+	return t.Phase + "/" + t.Step
+}
+
+// ParseTarget reads "PHASE" or "PHASE/STEP".
+func ParseTarget(s string) (Target, error) {
+	phase, step, hasStep := strings.Cut(s, "/")
+	if !idRe.MatchString(phase) || (hasStep && !idRe.MatchString(step)) {
+		return Target{}, fmt.Errorf("invalid target %q (write PHASE or PHASE/STEP)", s)
+	}
+	return Target{Phase: phase, Step: step}, nil
+}
+
+// Phase returns the phase with the given ID.
+func (rb *Runbook) Phase(id string) (*Phase, bool) {
+	for i := range rb.Phases {
+		if rb.Phases[i].ID == id {
+			return &rb.Phases[i], true
+		}
+	}
+	return nil, false
+}
+
+// Step returns the step with the given ID.
+func (p *Phase) Step(id string) (*Step, bool) {
+	for i := range p.Steps {
+		if p.Steps[i].ID == id {
+			return &p.Steps[i], true
+		}
+	}
+	return nil, false
+}
+
+// Select returns the phase and the steps a target names, in run order.
+func (rb *Runbook) Select(t Target) (*Phase, []*Step, error) {
+	p, ok := rb.Phase(t.Phase)
+	if !ok {
+		return nil, nil, fmt.Errorf("no phase %q in runbook (phases: %s)", t.Phase, strings.Join(rb.phaseIDs(), ", "))
+	}
+	if t.Step != "" {
+		s, ok := p.Step(t.Step)
+		if !ok {
+			return nil, nil, fmt.Errorf("no step %q in phase %q", t.Step, t.Phase)
+		}
+		return p, []*Step{s}, nil
+	}
+	steps := make([]*Step, len(p.Steps))
+	for i := range p.Steps {
+		steps[i] = &p.Steps[i]
+	}
+	return p, steps, nil
+}
+
+func (rb *Runbook) phaseIDs() []string {
+	ids := make([]string, len(rb.Phases))
+	for i, p := range rb.Phases {
+		ids[i] = p.ID
+	}
+	return ids
+}
+
+func joinQuoted[T ~string](vs []T) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = strconv.Quote(string(v))
+	}
+	return strings.Join(q, ", ")
+}

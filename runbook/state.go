@@ -1,0 +1,256 @@
+package runbook
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"syscall"
+	"time"
+)
+
+// Status is the state of a run or of one of its steps.
+type Status string
+
+// Statuses. A run is running, succeeded, failed, aborted or interrupted; a step is pending, running,
+// succeeded, failed, skipped or interrupted.
+const (
+	StatusPending     Status = "pending"
+	StatusRunning     Status = "running"
+	StatusSucceeded   Status = "succeeded"
+	StatusFailed      Status = "failed"
+	StatusSkipped     Status = "skipped"
+	StatusAborted     Status = "aborted"     // the operator stopped the run (or refused a destructive step)
+	StatusInterrupted Status = "interrupted" // cancelled mid-run (Ctrl-C, quit); a crash leaves "running"
+)
+
+// RunState is what a run persists after every step: enough to show it and to resume it. It never
+// holds a secret value: errors are redacted and step output lives only in the audit log (redacted).
+type RunState struct {
+	ID         string      `json:"id"`
+	Runbook    string      `json:"runbook"` // Runbook.Source
+	Title      string      `json:"title"`
+	Env        string      `json:"env"` // Environment.Name
+	Target     string      `json:"target"`
+	Operator   string      `json:"operator"`
+	Status     Status      `json:"status"`
+	Error      string      `json:"error,omitempty"`
+	StartedAt  time.Time   `json:"started_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+	FinishedAt time.Time   `json:"finished_at,omitzero"`
+	Steps      []StepState `json:"steps"`
+}
+
+// StepState is one step of a run.
+type StepState struct {
+	Phase       string    `json:"phase"`
+	Step        string    `json:"step"`
+	Title       string    `json:"title"`
+	Kind        Kind      `json:"kind"`
+	Destructive bool      `json:"destructive,omitempty"`
+	Status      Status    `json:"status"`
+	Attempts    int       `json:"attempts"`
+	StartedAt   time.Time `json:"started_at,omitzero"`
+	EndedAt     time.Time `json:"ended_at,omitzero"`
+	ExitCode    *int      `json:"exit_code,omitempty"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// Resumable reports whether the run can be continued with Engine.Resume.
+func (r *RunState) Resumable() bool { return r.Status != StatusSucceeded }
+
+// Store is the runs kept under a state directory: DIR/runs/ID/{state.json,audit.jsonl,lock}.
+type Store struct {
+	Dir string
+}
+
+// DefaultStateDir is $PGACTL_STATE_DIR, else $XDG_STATE_HOME/pgactl, else ~/.local/state/pgactl.
+func DefaultStateDir() (string, error) {
+	if d := os.Getenv("PGACTL_STATE_DIR"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "pgactl"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("state directory: %w (set PGACTL_STATE_DIR)", err)
+	}
+	return filepath.Join(home, ".local", "state", "pgactl"), nil
+}
+
+// CurrentOperator names who runs pgactl, for the audit log: the login name, and the sudo caller.
+func CurrentOperator() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	if name == "" {
+		name = "uid:" + fmt.Sprint(os.Getuid())
+	}
+	if s := os.Getenv("SUDO_USER"); s != "" && s != name {
+		return name + " (sudo from " + s + ")"
+	}
+	return name
+}
+
+var runIDRe = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$`)
+
+func (s *Store) runsDir() string            { return filepath.Join(s.Dir, "runs") }
+func (s *Store) RunDir(id string) string    { return filepath.Join(s.runsDir(), id) }
+func (s *Store) statePath(id string) string { return filepath.Join(s.RunDir(id), "state.json") }
+
+// AuditPath is the run's append-only JSON-lines audit log.
+func (s *Store) AuditPath(id string) string { return filepath.Join(s.RunDir(id), "audit.jsonl") }
+
+// Load reads one run's state.
+func (s *Store) Load(id string) (*RunState, error) {
+	if !runIDRe.MatchString(id) {
+		return nil, fmt.Errorf("invalid run id %q", id)
+	}
+	data, err := readCapped(s.statePath(id), 16<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("no run %s under %s", id, s.Dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read run state: %w", err)
+	}
+	var st RunState
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("run %s: corrupt state file: %w", id, err)
+	}
+	return &st, nil
+}
+
+// List returns every run, newest first. Unreadable runs are skipped.
+func (s *Store) List() ([]*RunState, error) {
+	entries, err := os.ReadDir(s.runsDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	var runs []*RunState
+	for _, e := range entries {
+		if !e.IsDir() || !runIDRe.MatchString(e.Name()) {
+			continue
+		}
+		if st, err := s.Load(e.Name()); err == nil {
+			runs = append(runs, st)
+		}
+	}
+	sort.Slice(runs, func(i, j int) bool { return runs[i].ID > runs[j].ID })
+	return runs, nil
+}
+
+// Latest returns the newest run.
+func (s *Store) Latest() (*RunState, error) {
+	runs, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("no runs under %s", s.Dir)
+	}
+	return runs[0], nil
+}
+
+// InProgress reports whether a process is executing the run right now (it holds the run's lock).
+func (s *Store) InProgress(id string) bool {
+	unlock, err := s.lock(id)
+	if err != nil {
+		return errors.Is(err, errLocked)
+	}
+	unlock()
+	return false
+}
+
+// create makes a new run directory with a fresh ID and locks it.
+func (s *Store) create(now time.Time) (id string, unlock func(), err error) {
+	if err := os.MkdirAll(s.runsDir(), 0o700); err != nil {
+		return "", nil, fmt.Errorf("create state directory: %w", err)
+	}
+	for range 5 {
+		var b [3]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", nil, fmt.Errorf("run id: %w", err)
+		}
+		id = now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+		err = os.Mkdir(s.RunDir(id), 0o700)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("create run directory: %w", err)
+		}
+		unlock, err := s.lock(id)
+		if err != nil {
+			return "", nil, err
+		}
+		return id, unlock, nil
+	}
+	return "", nil, errors.New("create run directory: no free run id")
+}
+
+var errLocked = errors.New("run is in progress in another process")
+
+// lock takes the run's exclusive lock, so two processes never execute one run.
+func (s *Store) lock(id string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.RunDir(id), "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock run %s: %w", id, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("run %s: %w", id, errLocked)
+		}
+		return nil, fmt.Errorf("lock run %s: %w", id, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// save writes the state atomically: a temporary file in the same directory, synced, then renamed
+// over the old one, so a crash leaves either the previous state or the new one, never a torn file.
+func (s *Store) save(st *RunState) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode run state: %w", err)
+	}
+	dir := s.RunDir(st.ID)
+	tmp, err := os.CreateTemp(dir, ".state-*.tmp")
+	if err != nil {
+		return fmt.Errorf("save run state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save run state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save run state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save run state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.statePath(st.ID)); err != nil {
+		return fmt.Errorf("save run state: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the rename itself durable
+		d.Close()
+	}
+	return nil
+}

@@ -1,0 +1,370 @@
+// Package alerts is the console's alert list from GET /api/v1/alerts: every evaluated condition,
+// firing or not, and since when.
+package alerts
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/tui/conn"
+	"github.com/pganalytics/pganalytics/tui/keys"
+	"github.com/pganalytics/pganalytics/tui/theme"
+	"github.com/pganalytics/pganalytics/tui/widget"
+)
+
+// Source is what the view needs from the API.
+type Source interface {
+	Alerts(ctx context.Context) (api.AlertsResponse, error)
+}
+
+// Options configure the view.
+type Options struct {
+	Source   Source
+	Context  context.Context
+	Theme    theme.Theme
+	Keys     keys.Map
+	Now      func() time.Time
+	Interval time.Duration // poll interval (default 15s)
+}
+
+// Model is the alerts view.
+type Model struct {
+	opts  Options
+	keys  keys.Map
+	plain theme.Theme
+
+	width, height int
+
+	resp    api.AlertsResponse
+	loaded  bool
+	err     error
+	gen     int
+	backoff conn.Backoff
+
+	filter widget.Filter
+	cursor widget.Cursor
+	detail bool
+}
+
+type alertsMsg struct {
+	gen  int
+	resp api.AlertsResponse
+	err  error
+}
+
+type tickMsg struct{ gen int }
+
+// New builds the view.
+func New(o Options) *Model {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Context == nil {
+		o.Context = context.Background()
+	}
+	if o.Interval <= 0 {
+		o.Interval = 15 * time.Second
+	}
+	return &Model{
+		opts: o, keys: o.Keys, plain: o.Theme.Plain(),
+		filter:  widget.NewFilter(o.Theme, o.Keys),
+		backoff: conn.Backoff{Min: time.Second, Max: 30 * time.Second},
+		width:   80, height: 20,
+	}
+}
+
+// Init fetches the alerts.
+func (m *Model) Init() tea.Cmd { return m.fetch() }
+
+// SetSize sets the area the view draws in.
+func (m *Model) SetSize(w, h int) { m.width, m.height = w, h }
+
+// Capturing reports that keys go to the filter input.
+func (m *Model) Capturing() bool { return m.filter.Typing() }
+
+// Badge is the number of firing alerts, for the tab title ("" when none).
+func (m *Model) Badge() string {
+	n := 0
+	for _, a := range m.resp.Alerts {
+		if a.Firing {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+func (m *Model) fetch() tea.Cmd {
+	ctx, src, gen := m.opts.Context, m.opts.Source, m.gen
+	return func() tea.Msg {
+		resp, err := src.Alerts(ctx)
+		return alertsMsg{gen: gen, resp: resp, err: err}
+	}
+}
+
+func (m *Model) schedule(d time.Duration) tea.Cmd {
+	gen := m.gen
+	return tea.Tick(d, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
+}
+
+// Update handles data and keys.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tickMsg:
+		if msg.gen == m.gen {
+			return m, m.fetch()
+		}
+	case alertsMsg:
+		return m, m.onAlerts(msg)
+	case tea.KeyMsg:
+		return m, m.handleKey(msg)
+	}
+	return m, nil
+}
+
+func (m *Model) onAlerts(msg alertsMsg) tea.Cmd {
+	if msg.err != nil {
+		if m.opts.Context.Err() != nil || msg.gen != m.gen {
+			return nil
+		}
+		m.err = msg.err
+		retry := m.backoff.Next()
+		return tea.Batch(conn.Report(conn.SourceAlerts, msg.err, retry), m.schedule(retry))
+	}
+	m.err = nil
+	m.backoff.Reset()
+	m.resp = msg.resp
+	sort.SliceStable(m.resp.Alerts, func(i, j int) bool {
+		a, b := m.resp.Alerts[i], m.resp.Alerts[j]
+		if a.Firing != b.Firing {
+			return a.Firing
+		}
+		if a.Severity != b.Severity {
+			return a.Severity == "critical"
+		}
+		return a.Name < b.Name
+	})
+	m.loaded = true
+	if msg.gen != m.gen {
+		return nil
+	}
+	return tea.Batch(conn.Report(conn.SourceAlerts, nil, 0), m.schedule(m.opts.Interval))
+}
+
+func (m *Model) visible() []api.Alert {
+	if m.filter.Value() == "" {
+		return m.resp.Alerts
+	}
+	var out []api.Alert
+	for _, a := range m.resp.Alerts {
+		fields := []string{a.Name, a.Severity, a.Summary}
+		for k, v := range a.Labels {
+			fields = append(fields, k+"="+v)
+		}
+		if m.filter.Match(fields...) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
+	if m.filter.Typing() {
+		if m.filter.Update(k) {
+			m.cursor = widget.Cursor{}
+		}
+		return nil
+	}
+	n := len(m.visible())
+	switch {
+	case key.Matches(k, m.keys.Up):
+		m.cursor.Move(-1, n)
+	case key.Matches(k, m.keys.Down):
+		m.cursor.Move(1, n)
+	case key.Matches(k, m.keys.Top):
+		m.cursor.Move(-n, n)
+	case key.Matches(k, m.keys.Bottom):
+		m.cursor.Move(n, n)
+	case key.Matches(k, m.keys.PageUp):
+		m.cursor.Move(-max(1, m.height-2), n)
+	case key.Matches(k, m.keys.PageDown):
+		m.cursor.Move(max(1, m.height-2), n)
+	case key.Matches(k, m.keys.Open):
+		m.detail = n > 0 && !m.detail
+	case key.Matches(k, m.keys.Back):
+		switch {
+		case m.detail:
+			m.detail = false
+		case m.filter.Value() != "":
+			m.filter.Clear()
+		}
+	case key.Matches(k, m.keys.Filter):
+		m.detail = false
+		m.filter.Start()
+	case key.Matches(k, m.keys.Refresh):
+		m.gen++
+		return m.fetch()
+	}
+	return nil
+}
+
+// level is a firing alert's severity, OK when quiet.
+func level(a api.Alert) theme.Level {
+	switch {
+	case !a.Firing:
+		return theme.LevelOK
+	case a.Severity == "critical":
+		return theme.LevelCrit
+	}
+	return theme.LevelWarn
+}
+
+// View renders the status line and the alert table (or the detail pane).
+func (m *Model) View() string {
+	th := m.opts.Theme
+	now := m.opts.Now()
+	lines := []string{m.statusLine(now)}
+	if f := m.filter.View(); f != "" {
+		lines = append(lines, f)
+	}
+	vis := m.visible()
+	switch {
+	case m.detail && len(vis) > 0:
+		lines = append(lines, m.detailLines(vis[widget.Clamp(m.cursor.Index, len(vis))], now)...)
+	case len(vis) == 0:
+		switch {
+		case !m.loaded && m.err != nil:
+			lines = append(lines, th.Level(theme.LevelCrit).Render("Cannot load alerts: "+m.err.Error()))
+		case !m.loaded:
+			lines = append(lines, th.Muted.Render("Loading alerts…"))
+		case m.filter.Value() != "":
+			lines = append(lines, th.Muted.Render(fmt.Sprintf("Nothing matches the filter %q.", m.filter.Value())))
+		default:
+			lines = append(lines, th.Muted.Render("The server evaluates no alert conditions."))
+		}
+	default:
+		lines = append(lines, m.header())
+		start, end := m.cursor.Visible(max(1, m.height-len(lines)), len(vis))
+		for i := start; i < end; i++ {
+			lines = append(lines, m.rowLine(vis[i], i == m.cursor.Index, now))
+		}
+	}
+	return widget.Lines(lines, m.width, m.height)
+}
+
+func (m *Model) statusLine(now time.Time) string {
+	th := m.opts.Theme
+	firing := map[theme.Level]int{}
+	for _, a := range m.resp.Alerts {
+		if a.Firing {
+			firing[level(a)]++
+		}
+	}
+	parts := []string{fmt.Sprintf("%d conditions", len(m.resp.Alerts))}
+	if firing[theme.LevelCrit]+firing[theme.LevelWarn] == 0 && m.loaded {
+		parts = append(parts, th.Level(theme.LevelOK).Render("none firing"))
+	}
+	for _, l := range []theme.Level{theme.LevelCrit, theme.LevelWarn} {
+		if firing[l] > 0 {
+			parts = append(parts, th.Level(l).Render(fmt.Sprintf("%d %s firing", firing[l], l.Word())))
+		}
+	}
+	if !m.resp.EvaluatedAt.IsZero() {
+		parts = append(parts, th.Muted.Render("evaluated "+widget.Clock(m.resp.EvaluatedAt)+" ("+widget.Age(m.resp.EvaluatedAt, now)+")"))
+	}
+	return strings.Join(parts, th.Muted.Render(" · "))
+}
+
+const (
+	nameW  = 22
+	stateW = 6
+	sinceW = 10
+	valueW = 13
+)
+
+func (m *Model) header() string {
+	cols := []string{widget.Fit("ALERT", nameW), widget.Fit("STATE", stateW), widget.Fit("SINCE", sinceW), widget.FitLeft("VALUE / LIMIT", valueW), "SUMMARY"}
+	return strings.Repeat(" ", 2+theme.MarkerWidth+1) + m.opts.Theme.ColumnHeader.Render(strings.Join(cols, " "))
+}
+
+func number(v float64) string { return widget.Number(v) }
+
+func (m *Model) rowLine(a api.Alert, selected bool, now time.Time) string {
+	th := m.opts.Theme
+	if selected {
+		th = m.plain
+	}
+	l := level(a)
+	state, since := "quiet", "-"
+	if a.Firing {
+		state = "FIRING"
+		if a.Since != nil {
+			since = widget.Age(*a.Since, now)
+		}
+	}
+	cols := []string{
+		widget.Fit(th.Bold.Render(a.Name), nameW),
+		th.Level(l).Render(widget.Fit(state, stateW)),
+		widget.Fit(since, sinceW),
+		widget.FitLeft(number(a.Value)+" / "+number(a.Threshold), valueW),
+		th.Muted.Render(a.Summary),
+	}
+	line := widget.Fit(widget.Gutter(selected)+th.Marker(l)+" "+strings.Join(cols, " "), m.width)
+	if selected {
+		line = m.opts.Theme.Selected.Render(line)
+	}
+	return line
+}
+
+func (m *Model) detailLines(a api.Alert, now time.Time) []string {
+	th := m.opts.Theme
+	since := "-"
+	if a.Since != nil {
+		since = widget.Clock(*a.Since) + " (" + widget.Age(*a.Since, now) + ")"
+	}
+	firing := "no"
+	if a.Firing {
+		firing = "yes"
+	}
+	fields := [][2]string{{"severity", a.Severity}, {"firing", firing}, {"since", since},
+		{"value", strconv.FormatFloat(a.Value, 'f', -1, 64)}, {"threshold", strconv.FormatFloat(a.Threshold, 'f', -1, 64)}, {"summary", a.Summary}}
+	labels := make([]string, 0, len(a.Labels))
+	for k := range a.Labels {
+		labels = append(labels, k)
+	}
+	sort.Strings(labels)
+	for _, k := range labels {
+		fields = append(fields, [2]string{"label " + k, a.Labels[k]})
+	}
+	lines := []string{th.Marker(level(a)) + " " + th.Bold.Render(a.Name) + th.Muted.Render("   esc/enter closes"), ""}
+	for _, f := range fields {
+		lines = append(lines, "  "+th.Muted.Render(widget.Fit(f[0], 16))+" "+f[1])
+	}
+	return lines
+}
+
+// ShortHelp lists the keys of the current mode.
+func (m *Model) ShortHelp() []key.Binding {
+	if m.filter.Typing() {
+		return []key.Binding{m.keys.Submit, m.keys.Cancel}
+	}
+	return []key.Binding{m.keys.Open, m.keys.Filter, m.keys.Refresh, m.keys.Up, m.keys.Down}
+}
+
+// FullHelp groups every key of the view.
+func (m *Model) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{m.keys.Up, m.keys.Down, m.keys.Top, m.keys.Bottom, m.keys.PageUp, m.keys.PageDown},
+		{m.keys.Open, m.keys.Back, m.keys.Filter, m.keys.Refresh},
+	}
+}

@@ -1,0 +1,74 @@
+package tui
+
+import (
+	"context"
+	"time"
+
+	"github.com/pganalytics/pganalytics/tui/alerts"
+	"github.com/pganalytics/pganalytics/tui/collectors"
+	"github.com/pganalytics/pganalytics/tui/keys"
+	"github.com/pganalytics/pganalytics/tui/replication"
+	runbookview "github.com/pganalytics/pganalytics/tui/runbook"
+	smokeview "github.com/pganalytics/pganalytics/tui/smoke"
+	"github.com/pganalytics/pganalytics/tui/theme"
+)
+
+// API is what the console's views read from the server.
+type API interface {
+	replication.Source
+	collectors.Source
+	alerts.Source
+}
+
+// Options configure the console.
+type Options struct {
+	Context context.Context // the console stops when it ends
+	Session Session
+	API     API
+	APIURL  string // shown in the header
+	User    string // shown until the login answers
+	Theme   theme.Theme
+	Keys    keys.Map // zero value: keys.New()
+	Now     func() time.Time
+
+	Refresh    time.Duration // replication poll interval
+	Thresholds replication.Thresholds
+	NoStream   bool // poll only
+
+	Smoke              smokeview.Suite // nil: SmokeUnavailable says why
+	SmokeUnavailable   string
+	Runner             runbookview.Runner // nil: RunbookUnavailable says why
+	RunbookUnavailable string
+}
+
+// RollbackPhase is the runbook phase the Rollback view runs; the Runbook view runs the others.
+const RollbackPhase = "rollback"
+
+// New builds the console: Replication (shown first), Runbook, Smoke, Collectors, Alerts, Rollback.
+func New(o Options) *App {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Context == nil {
+		o.Context = context.Background()
+	}
+	if o.Keys.Quit.Keys() == nil {
+		o.Keys = keys.New()
+	}
+	ctx, cancel := context.WithCancel(o.Context)
+	runbookTab := func(title string, phases func(string) bool) Component {
+		return runbookview.New(runbookview.Options{Runner: o.Runner, Unavailable: o.RunbookUnavailable, Title: title,
+			Phases: phases, Context: ctx, Theme: o.Theme, Keys: o.Keys, Now: o.Now})
+	}
+	tabs := []tab{
+		{"Replication", replication.New(replication.Options{Source: o.API, Context: ctx, Theme: o.Theme, Keys: o.Keys, Now: o.Now,
+			Thresholds: o.Thresholds, Refresh: o.Refresh, NoStream: o.NoStream})},
+		{"Runbook", runbookTab("Runbook", func(id string) bool { return id != RollbackPhase })},
+		{"Smoke", smokeview.New(smokeview.Options{Suite: o.Smoke, Unavailable: o.SmokeUnavailable, Context: ctx,
+			Theme: o.Theme, Keys: o.Keys, Now: o.Now})},
+		{"Collectors", collectors.New(collectors.Options{Source: o.API, Context: ctx, Theme: o.Theme, Keys: o.Keys, Now: o.Now})},
+		{"Alerts", alerts.New(alerts.Options{Source: o.API, Context: ctx, Theme: o.Theme, Keys: o.Keys, Now: o.Now})},
+		{"Rollback", runbookTab("Rollback", func(id string) bool { return id == RollbackPhase })},
+	}
+	return newApp(ctx, cancel, o, tabs)
+}

@@ -1,0 +1,72 @@
+package runbook
+
+import (
+	"context"
+	"strings"
+
+	"github.com/pganalytics/pganalytics/runbook"
+)
+
+// EngineRunner runs a runbook in one environment through the runbook engine: one engine per run,
+// all sharing the state directory, so runs started here resume with `pgactl runbook` and back.
+type EngineRunner struct {
+	Book        *runbook.Runbook
+	Environment *runbook.Environment
+	StateDir    string
+	Operator    string             // default: the engine's (the login name)
+	Smoke       runbook.SmokeSuite // runs the check "smoke"
+}
+
+// Runbook is the runbook run.
+func (e *EngineRunner) Runbook() *runbook.Runbook { return e.Book }
+
+// Env is the environment's name.
+func (e *EngineRunner) Env() string { return e.Environment.Name }
+
+func (e *EngineRunner) engine(c runbook.Confirmer, onEvent func(runbook.Event)) (*runbook.Engine, error) {
+	return runbook.NewEngine(e.Book, e.Environment, runbook.Options{
+		StateDir: e.StateDir, Operator: e.Operator, Confirmer: c, OnEvent: onEvent, Smoke: e.Smoke,
+	})
+}
+
+// Run starts a run of t.
+func (e *EngineRunner) Run(ctx context.Context, t runbook.Target, c runbook.Confirmer, onEvent func(runbook.Event)) (*runbook.RunState, error) {
+	eng, err := e.engine(c, onEvent)
+	if err != nil {
+		return nil, err
+	}
+	return eng.Run(ctx, t)
+}
+
+// Resume continues the run runID.
+func (e *EngineRunner) Resume(ctx context.Context, runID string, c runbook.Confirmer, onEvent func(runbook.Event)) (*runbook.RunState, error) {
+	eng, err := e.engine(c, onEvent)
+	if err != nil {
+		return nil, err
+	}
+	return eng.Resume(ctx, runID)
+}
+
+// History lists the runs of phase made with this runbook and environment, newest first; runs
+// another process is executing right now are left out (they cannot be resumed from here).
+func (e *EngineRunner) History(phase string) ([]*runbook.RunState, error) {
+	store := &runbook.Store{Dir: e.StateDir}
+	runs, err := store.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []*runbook.RunState
+	for _, r := range runs {
+		if r.Runbook != e.Book.Source || r.Env != e.Environment.Name {
+			continue
+		}
+		if r.Target != phase && !strings.HasPrefix(r.Target, phase+"/") {
+			continue
+		}
+		if r.Status == runbook.StatusRunning && store.InProgress(r.ID) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
