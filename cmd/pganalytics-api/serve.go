@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+
+	"github.com/pganalytics/pganalytics/internal/buildinfo"
+	"github.com/pganalytics/pganalytics/server"
+	"github.com/pganalytics/pganalytics/server/config"
+	"github.com/pganalytics/pganalytics/server/store"
+)
+
+// *store.Store is the server's store.
+var _ server.Store = (*store.Store)(nil)
+
+func loadConfig(path string, e env) (*config.Config, error) {
+	cfg, err := config.Load(path, e.getenv)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+func newLogger(e env, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(strings.ToUpper(level)))
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// serve refuses to start, with one line, on a configuration that would run insecurely, an unreadable
+// TLS key pair or an unreachable database (after the store's bounded retries).
+func serve(ctx context.Context, configPath string, e env) error {
+	cfg, err := loadConfig(configPath, e)
+	if err != nil {
+		return err
+	}
+	if err := cfg.ValidateServe(); err != nil {
+		return usageError{err}
+	}
+	tlsConfig, err := server.LoadTLS(cfg)
+	if err != nil {
+		return usageError{err}
+	}
+	log := newLogger(e, cfg.LogLevel)
+	version := buildinfo.String()
+
+	st, err := store.Open(ctx, cfg.Database.URL, store.Options{
+		MaxConns:       cfg.Database.MaxConns,
+		ConnectTimeout: cfg.Database.ConnectTimeout.D(),
+		Retention:      cfg.Database.Retention.D(),
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	defer st.Close()
+	if cfg.Database.AutoMigrate {
+		applied, err := store.Migrate(ctx, cfg.Database.URL)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if len(applied) > 0 {
+			log.Info("applied migrations", "migrations", applied)
+		}
+	}
+	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, Version: version, TLS: tlsConfig})
+	if err != nil {
+		return usageError{err}
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
+	}
+	if err := srv.Run(ctx, ln); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/auth"
+)
+
+// principal is an authenticated caller: a user (access token) or a collector.
+type principal struct {
+	kind    auth.Kind
+	id      string // user id or collector id
+	name    string // username (users only)
+	role    string // users only
+	tokenID string
+}
+
+func (p *principal) key() string {
+	if p.kind == auth.KindCollector {
+		return "collector:" + p.id
+	}
+	return "user:" + p.id
+}
+
+// actor is how the audit log names the principal.
+func (p *principal) actor() string {
+	if p.kind == auth.KindCollector {
+		return "collector:" + p.id
+	}
+	return "user:" + p.name
+}
+
+var roleRank = map[string]int{api.RoleViewer: 1, api.RoleOperator: 2, api.RoleAdmin: 3}
+
+// atLeast reports whether role grants min (admin > operator > viewer).
+func atLeast(role, min string) bool { return roleRank[role] >= roleRank[min] && roleRank[role] > 0 }
+
+// authenticate returns the caller's principal, or writes the 401. Collector tokens are also checked
+// against the store on every request, so deregistration revokes them at once.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*principal, bool) {
+	info := infoOf(r)
+	switch {
+	case !info.bearer:
+		writeErr(w, newError(http.StatusUnauthorized, codeUnauthorized, "missing bearer token (Authorization: Bearer <token>)"))
+		return nil, false
+	case errors.Is(info.tokenErr, auth.ErrTokenExpired):
+		s.authFailure("expired_token")
+		writeErr(w, newError(http.StatusUnauthorized, codeTokenExpired, "token expired"))
+		return nil, false
+	case info.principal == nil:
+		s.authFailure("invalid_token")
+		writeErr(w, newError(http.StatusUnauthorized, codeInvalidToken, "invalid token"))
+		return nil, false
+	}
+	p := info.principal
+	if p.kind == auth.KindCollector {
+		active, err := s.store.CollectorTokenActive(r.Context(), p.id, p.tokenID)
+		if err != nil {
+			writeErr(w, s.storeFailure(r.Context(), "collector_token_active", err))
+			return nil, false
+		}
+		if !active {
+			s.authFailure("revoked_token")
+			writeErr(w, newError(http.StatusUnauthorized, codeTokenRevoked, "collector token revoked"))
+			return nil, false
+		}
+	}
+	return p, true
+}
+
+type principalHandler func(w http.ResponseWriter, r *http.Request, p *principal)
+
+// userOnly admits user access tokens whose role grants min.
+func (s *Server) userOnly(min string, h principalHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.authenticate(w, r)
+		if !ok {
+			return
+		}
+		if p.kind != auth.KindAccess {
+			s.deny(w, r, p, min, "collector tokens may only push metrics and read their own configuration")
+			return
+		}
+		if !atLeast(p.role, min) {
+			s.deny(w, r, p, min, "requires role "+min+" or higher")
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+// collectorOnly admits active collector tokens.
+func (s *Server) collectorOnly(h principalHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := s.authenticate(w, r)
+		if !ok {
+			return
+		}
+		if p.kind != auth.KindCollector {
+			s.deny(w, r, p, "collector", "this endpoint needs a collector token")
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+// deny answers 403 and audits the role denial.
+func (s *Server) deny(w http.ResponseWriter, r *http.Request, p *principal, required, msg string) {
+	s.audit(r, p.actor(), "role_denied", r.Method+" "+r.URL.Path, false, map[string]string{
+		"required": required, "role": p.role, "token": p.kind.String(),
+	})
+	writeErr(w, newError(http.StatusForbidden, codeForbidden, "%s", msg))
+}
+
+// audit appends an audit entry. It survives the client hanging up (a login's record must not depend
+// on the client waiting) and never fails the request: a store failure is logged and counted.
+func (s *Server) audit(r *http.Request, actor, action, target string, success bool, detail any) {
+	e := api.AuditEntry{
+		At: time.Now().UTC(), Actor: actor, Action: action, Target: truncate(target, 256),
+		IP: infoOf(r).ip.String(), Success: success,
+	}
+	if detail != nil {
+		b, err := json.Marshal(detail)
+		if err == nil {
+			e.Detail = b
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := s.store.Audit(ctx, e); err != nil {
+		s.dbError(ctx, "audit", err)
+	}
+}
+
+func (s *Server) authFailure(reason string) {
+	s.metrics.authFailures.WithLabelValues(reason).Inc()
+	s.stats.authFailure(time.Now())
+}
+
+// truncate cuts s to at most n bytes on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

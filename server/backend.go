@@ -1,0 +1,47 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/store"
+)
+
+// Store is what the HTTP layer needs from the metrics store (*store.Store implements it).
+type Store interface {
+	Ping(ctx context.Context) error
+
+	CreateUser(ctx context.Context, username, passwordHash, role string) (api.User, error)
+	UserByUsername(ctx context.Context, username string) (store.UserRecord, error)
+	UserByID(ctx context.Context, id string) (api.User, error)
+	ListUsers(ctx context.Context) ([]api.User, error)
+	DeleteUser(ctx context.Context, id string) error
+	RecordLoginFailure(ctx context.Context, userID string, lockAfter int, lockFor time.Duration) (time.Time, error)
+	ResetLoginFailures(ctx context.Context, userID string) error
+
+	CreateRefreshToken(ctx context.Context, t store.RefreshToken) error
+	RotateRefreshToken(ctx context.Context, oldID string, next store.RefreshToken) error
+	RevokeRefreshToken(ctx context.Context, id string) error
+
+	CreateCollector(ctx context.Context, name, hostname, tokenID string) (api.Collector, error)
+	Collector(ctx context.Context, id string) (api.Collector, error)
+	ListCollectors(ctx context.Context) ([]api.Collector, error)
+	CollectorTokenActive(ctx context.Context, collectorID, tokenID string) (bool, error)
+	DeleteCollector(ctx context.Context, id string) error
+	CollectorConfig(ctx context.Context, collectorID string) (api.CollectorConfig, error)
+	PutCollectorConfig(ctx context.Context, cfg api.CollectorConfig, updatedBy string) (api.CollectorConfig, error)
+
+	Audit(ctx context.Context, e api.AuditEntry) error
+	ListAudit(ctx context.Context, q store.AuditQuery) ([]api.AuditEntry, error)
+
+	Ingest(ctx context.Context, collectorID string, req *api.PushRequest) (int, error)
+	QueryMetrics(ctx context.Context, q store.MetricsQuery) ([]api.MetricSample, error)
+
+	Replication(ctx context.Context, collectorID string) ([]api.CollectorTopology, error)
+	ListenTopology(ctx context.Context, fn func(collectorID string)) error
+
+	RecordRequestStats(ctx context.Context, st store.RequestStats) error
+	Alerts(ctx context.Context, now time.Time) ([]api.Alert, error)
+	Maintain(ctx context.Context, now time.Time) error
+}

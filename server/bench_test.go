@@ -1,0 +1,392 @@
+package server
+
+// Benchmarks of the real HTTP ingest path into PostgreSQL. The server runs in a child process (this
+// test binary re-executed, see TestMain) so that its resident memory is measured alone; the load
+// generator stays in the benchmark process. The database is a dedicated cluster with durable
+// settings (fsync, synchronous_commit and full_page_writes on), unlike the test harness default.
+//
+//	make bench   or   go test -run '^$' -bench . -benchtime 1x ./server/
+//
+// PGANALYTICS_BENCH_DURATION (default 30s) bounds the 1,000-collector latency run;
+// PGANALYTICS_BENCH_CPUPROFILE=file writes the server's CPU profile.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/pgtest"
+	"github.com/pganalytics/pganalytics/server/config"
+	"github.com/pganalytics/pganalytics/server/store"
+)
+
+// benchServerEnv makes the test binary run only a server (the benchmark's child process).
+const benchServerEnv = "PGANALYTICS_BENCH_SERVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(benchServerEnv) == "1" {
+		os.Exit(runBenchServer())
+	}
+	os.Exit(m.Run())
+}
+
+// runBenchServer serves like `pganalytics-api serve` on a loopback port it prints as
+// "LISTENING host:port", until SIGTERM.
+func runBenchServer() int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	fail := func(err error) int { fmt.Fprintln(os.Stderr, "bench server:", err); return 1 }
+	if path := os.Getenv("PGANALYTICS_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return fail(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	cfg, err := config.Load("", os.Getenv)
+	if err != nil {
+		return fail(err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	st, err := store.Open(ctx, cfg.Database.URL, store.Options{MaxConns: cfg.Database.MaxConns, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	defer st.Close()
+	srv, err := New(Options{Config: cfg, Store: st, Logger: log, Version: "bench"})
+	if err != nil {
+		return fail(err)
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Printf("LISTENING %s\n", ln.Addr())
+	if err := srv.Run(ctx, ln); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+// benchServer is the child process serving the benchmark.
+type benchServer struct {
+	url string
+	cmd *exec.Cmd
+}
+
+func startBenchServer(b *testing.B) *benchServer {
+	b.Helper()
+	c := pgtest.Start(b,
+		pgtest.WithConfig("fsync", "on"), pgtest.WithConfig("synchronous_commit", "on"),
+		pgtest.WithConfig("full_page_writes", "on"), pgtest.WithConfig("shared_buffers", "128MB"),
+		pgtest.WithConfig("max_wal_size", "1GB"))
+	dsn := c.DSN("postgres")
+	if _, err := store.Migrate(b.Context(), dsn); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(),
+		benchServerEnv+"=1",
+		"ENVIRONMENT=development",
+		"LISTEN_ADDR=127.0.0.1:0",
+		"DATABASE_URL="+dsn,
+		"JWT_SECRET_KEY="+testJWTSecret,
+		"REGISTRATION_SECRET="+testRegistrationSecret,
+		"RATE_LIMIT_PER_MINUTE=1000000",
+	)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	s := &benchServer{cmd: cmd}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "LISTENING ") {
+		b.Fatalf("bench server did not start: %q %v", line, err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	s.url = "http://" + strings.TrimSpace(strings.TrimPrefix(line, "LISTENING "))
+	return s
+}
+
+// rssMiB reads the child's current and peak resident set size.
+func (s *benchServer) rssMiB(b *testing.B) (current, peak float64) {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			current = kb / 1024
+		case "VmHWM:":
+			peak = kb / 1024
+		}
+	}
+	return current, peak
+}
+
+// cpuSeconds reads the child's process_cpu_seconds_total from its own /metrics.
+func (s *benchServer) cpuSeconds(b *testing.B) float64 {
+	b.Helper()
+	res, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return f
+		}
+	}
+	b.Fatal("no process_cpu_seconds_total in /metrics")
+	return 0
+}
+
+func (s *benchServer) register(b *testing.B, client *http.Client, n int) []api.RegisterResponse {
+	b.Helper()
+	out := make([]api.RegisterResponse, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 8)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			body, _ := json.Marshal(api.RegisterRequest{Name: fmt.Sprintf("bench-%04d", i), Hostname: fmt.Sprintf("host-%04d", i)})
+			hr, _ := http.NewRequest("POST", s.url+"/api/v1/collectors/register", bytes.NewReader(body))
+			hr.Header.Set("X-Registration-Secret", testRegistrationSecret)
+			res, err := client.Do(hr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer res.Body.Close()
+			if res.StatusCode != http.StatusCreated {
+				errs <- fmt.Errorf("register: %d", res.StatusCode)
+				return
+			}
+			errs <- json.NewDecoder(res.Body).Decode(&out[i])
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return out
+}
+
+// benchBody is a gzip JSON push of n samples (distinct series per collector) with a snapshot and
+// status, as a collector sends them.
+func benchBody(b *testing.B, collector, n int) []byte {
+	b.Helper()
+	p := snapshotPush(fmt.Sprintf("70000000000%08d", collector))
+	p.Metrics = p.Metrics[:0]
+	for i := range n {
+		p.Metrics = append(p.Metrics, api.Sample{
+			Name:   "pg_replication_replay_lag_bytes",
+			Value:  float64(i * 1024),
+			Labels: map[string]string{"instance": fmt.Sprintf("db%d:5432", collector), "application_name": fmt.Sprintf("standby%d", i)},
+		})
+	}
+	return gzipJSON(b, p)
+}
+
+func push(client *http.Client, url, token string, body []byte) error {
+	hr, err := http.NewRequest("POST", url+"/api/v1/metrics/push", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hr.Header.Set("Authorization", "Bearer "+token)
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Content-Encoding", "gzip")
+	res, err := client.Do(hr)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("push: status %d", res.StatusCode)
+	}
+	return nil
+}
+
+// BenchmarkIngestThroughput pushes gzip JSON batches of 500 samples from 8 concurrent clients
+// (8 collectors) through HTTP into PostgreSQL and reports samples/s.
+func BenchmarkIngestThroughput(b *testing.B) {
+	const batch, clients = 500, 8
+	s := startBenchServer(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
+	regs := s.register(b, client, clients)
+	bodies := make([][]byte, clients)
+	for i := range bodies {
+		bodies[i] = benchBody(b, i, batch)
+	}
+	b.Run(fmt.Sprintf("batch=%d/clients=%d", batch, clients), func(b *testing.B) {
+		var next atomic.Int64
+		b.SetParallelism((clients + 1) / 2) // GOMAXPROCS is 2 here: 8 goroutines
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := int(next.Add(1)-1) % clients
+			for pb.Next() {
+				if err := push(client, s.url, regs[i].Token, bodies[i]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+		b.ReportMetric(float64(len(bodies[0])), "gzip-bytes/push")
+		rss, peak := s.rssMiB(b)
+		b.ReportMetric(rss, "server-rss-MiB")
+		b.ReportMetric(peak, "server-peak-rss-MiB")
+	})
+}
+
+// BenchmarkPushLatency1000Collectors simulates 1,000 collectors each pushing 50 samples every 10 s
+// (100 pushes/s in aggregate, each collector on its own keep-alive connection, start times spread
+// over the interval) for PGANALYTICS_BENCH_DURATION, after one warm-up push each (series created),
+// and reports push latency percentiles and the server's CPU (percent of one core) and resident
+// memory under that load.
+func BenchmarkPushLatency1000Collectors(b *testing.B) {
+	const collectors, samples, interval = 1000, 50, 10 * time.Second
+	duration := 30 * time.Second
+	if v := os.Getenv("PGANALYTICS_BENCH_DURATION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("PGANALYTICS_BENCH_DURATION: %v", err)
+		}
+		duration = d
+	}
+	s := startBenchServer(b)
+	regs := s.register(b, &http.Client{Timeout: time.Minute}, collectors)
+	bodies := make([][]byte, collectors)
+	for i := range bodies {
+		bodies[i] = benchBody(b, i, samples)
+	}
+	// Warm-up: every collector pushes once, so its series exist (the steady state of a fleet).
+	warm := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: time.Minute}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	var warmErrs atomic.Int64
+	for i, reg := range regs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := push(warm, s.url, reg.Token, bodies[i]); err != nil {
+				warmErrs.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := warmErrs.Load(); n > 0 {
+		b.Fatalf("%d warm-up pushes failed", n)
+	}
+	b.Run(fmt.Sprintf("collectors=%d/samples=%d/every=%s/for=%s", collectors, samples, interval, duration), func(b *testing.B) {
+		for b.Loop() {
+			cpu0 := s.cpuSeconds(b)
+			lat, errs := simulateFleet(regs, bodies, s.url, interval, duration)
+			cpu := s.cpuSeconds(b) - cpu0
+			if errs > 0 {
+				b.Errorf("%d pushes failed", errs)
+			}
+			if len(lat) == 0 {
+				b.Fatal("no pushes")
+			}
+			slices.Sort(lat)
+			pct := func(p float64) float64 {
+				return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+			}
+			b.ReportMetric(pct(0.50), "p50-ms")
+			b.ReportMetric(pct(0.95), "p95-ms")
+			b.ReportMetric(pct(0.99), "p99-ms")
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+			b.ReportMetric(float64(len(lat))/duration.Seconds(), "pushes/s")
+			b.ReportMetric(100*cpu/duration.Seconds(), "server-cpu-%core")
+			rss, peak := s.rssMiB(b)
+			b.ReportMetric(rss, "server-rss-MiB")
+			b.ReportMetric(peak, "server-peak-rss-MiB")
+		}
+	})
+}
+
+// simulateFleet runs every collector's push loop until duration has passed and returns the
+// latencies of the pushes and the number that failed.
+func simulateFleet(regs []api.RegisterResponse, bodies [][]byte, url string, interval, duration time.Duration) ([]time.Duration, int) {
+	var (
+		mu   sync.Mutex
+		lat  []time.Duration
+		errs int
+		wg   sync.WaitGroup
+	)
+	end := time.Now().Add(duration)
+	for i, reg := range regs {
+		wg.Go(func() {
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 30 * time.Second}
+			defer client.CloseIdleConnections()
+			next := time.Now().Add(rand.N(interval))
+			for next.Before(end) {
+				time.Sleep(time.Until(next))
+				start := time.Now()
+				err := push(client, url, reg.Token, bodies[i])
+				d := time.Since(start)
+				mu.Lock()
+				if err != nil {
+					errs++
+				} else {
+					lat = append(lat, d)
+				}
+				mu.Unlock()
+				next = next.Add(interval)
+			}
+		})
+	}
+	wg.Wait()
+	return lat, errs
+}

@@ -1,0 +1,396 @@
+// Package config loads the API server's settings: a TOML file (unknown keys refused) overridden by
+// environment variables, checked once so that the server refuses to start with one clear line rather
+// than run insecurely.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Environments. Production is the default: a forgotten ENVIRONMENT must not relax anything.
+const (
+	Development = "development"
+	Staging     = "staging"
+	Production  = "production"
+)
+
+// MinSecretBytes is the shortest JWT or registration secret accepted outside development.
+const MinSecretBytes = 32
+
+// Config is the whole server configuration. The TOML keys are the struct tags; the environment
+// variables that override them are listed in Load.
+type Config struct {
+	Environment        string   `toml:"environment"`
+	ListenAddr         string   `toml:"listen_addr"`
+	ServerName         string   `toml:"server_name"`
+	LogLevel           string   `toml:"log_level"`
+	JWTSecretKey       string   `toml:"jwt_secret_key"`
+	RegistrationSecret string   `toml:"registration_secret"`
+	RateLimitPerMinute int      `toml:"rate_limit_per_minute"`
+	CORSAllowedOrigins []string `toml:"cors_allowed_origins"`
+	TrustedProxies     []string `toml:"trusted_proxies"`
+
+	Database Database `toml:"database"`
+	TLS      TLS      `toml:"tls"`
+	Auth     Auth     `toml:"auth"`
+	Limits   Limits   `toml:"limits"`
+
+	// TrustedProxyNets is TrustedProxies parsed (a bare address becomes a /32 or /128).
+	TrustedProxyNets []netip.Prefix `toml:"-"`
+}
+
+// Database configures the metrics store connection.
+type Database struct {
+	URL            string   `toml:"url"`
+	MaxConns       int32    `toml:"max_conns"`
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	Retention      Duration `toml:"retention"`
+	AutoMigrate    bool     `toml:"auto_migrate"`
+}
+
+// TLS configures HTTPS termination by the server itself.
+type TLS struct {
+	Enabled  bool   `toml:"enabled"`
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// Auth configures token lifetimes and the login lock-out.
+type Auth struct {
+	AccessTokenTTL    Duration `toml:"access_token_ttl"`
+	RefreshTokenTTL   Duration `toml:"refresh_token_ttl"`
+	CollectorTokenTTL Duration `toml:"collector_token_ttl"`
+	LoginMaxFailures  int      `toml:"login_max_failures"`
+	LoginLockout      Duration `toml:"login_lockout"`
+}
+
+// Limits caps request sizes and the server's bookkeeping.
+type Limits struct {
+	PushMaxBytes             int64    `toml:"push_max_bytes"`
+	PushMaxDecompressedBytes int64    `toml:"push_max_decompressed_bytes"`
+	PushMaxSamples           int      `toml:"push_max_samples"`
+	BodyMaxBytes             int64    `toml:"body_max_bytes"`
+	RateLimitBuckets         int      `toml:"rate_limit_buckets"`
+	ShutdownTimeout          Duration `toml:"shutdown_timeout"`
+}
+
+// Duration is a time.Duration written in TOML as a Go duration string ("15m", "168h").
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use e.g. \"30s\", \"15m\", \"168h\")", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration in Go syntax.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Default returns the configuration used for every key neither the file nor the environment sets.
+func Default() Config {
+	return Config{
+		Environment:        Production,
+		ListenAddr:         ":8080",
+		LogLevel:           "info",
+		RateLimitPerMinute: 100,
+		Database: Database{
+			MaxConns:       20,
+			ConnectTimeout: Duration(30 * time.Second),
+			Retention:      Duration(30 * 24 * time.Hour),
+			AutoMigrate:    true,
+		},
+		Auth: Auth{
+			AccessTokenTTL:    Duration(15 * time.Minute),
+			RefreshTokenTTL:   Duration(7 * 24 * time.Hour),
+			CollectorTokenTTL: Duration(365 * 24 * time.Hour),
+			LoginMaxFailures:  5,
+			LoginLockout:      Duration(15 * time.Minute),
+		},
+		Limits: Limits{
+			PushMaxBytes:             8 << 20,
+			PushMaxDecompressedBytes: 64 << 20,
+			PushMaxSamples:           100_000,
+			BodyMaxBytes:             64 << 10,
+			RateLimitBuckets:         100_000,
+			ShutdownTimeout:          Duration(30 * time.Second),
+		},
+	}
+}
+
+// Load reads the TOML file at path (none when path is empty), applies the environment (getenv is
+// os.Getenv in production) and checks every value's form. It does not check what only serving needs
+// (secrets, TLS policy): see ValidateServe.
+func Load(path string, getenv func(string) string) (*Config, error) {
+	cfg := Default()
+	if path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := decodeTOML(path, raw, &cfg); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.applyEnv(getenv); err != nil {
+		return nil, err
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func decodeTOML(path string, raw []byte, cfg *Config) error {
+	dec := toml.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(cfg)
+	if err == nil {
+		return nil
+	}
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		keys := make([]string, 0, len(strict.Errors))
+		for i := range strict.Errors {
+			row, col := strict.Errors[i].Position()
+			keys = append(keys, fmt.Sprintf("%s:%d:%d: unknown key %q", path, row, col, strings.Join(strict.Errors[i].Key(), ".")))
+		}
+		return errors.New(strings.Join(keys, "; "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, col := de.Position()
+		if key := de.Key(); len(key) > 0 {
+			return fmt.Errorf("%s:%d:%d: key %q: %s", path, row, col, strings.Join(key, "."), de.Error())
+		}
+		return fmt.Errorf("%s:%d:%d: %s", path, row, col, de.Error())
+	}
+	return fmt.Errorf("%s: %w", path, err)
+}
+
+// applyEnv overrides the file with the documented environment variables; an empty variable is unset.
+func (c *Config) applyEnv(getenv func(string) string) error {
+	str := map[string]*string{
+		"DATABASE_URL":        &c.Database.URL,
+		"JWT_SECRET_KEY":      &c.JWTSecretKey,
+		"REGISTRATION_SECRET": &c.RegistrationSecret,
+		"LISTEN_ADDR":         &c.ListenAddr,
+		"ENVIRONMENT":         &c.Environment,
+		"TLS_CERT_FILE":       &c.TLS.CertFile,
+		"TLS_KEY_FILE":        &c.TLS.KeyFile,
+	}
+	for name, dst := range str {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	if v := getenv("TLS_ENABLED"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("TLS_ENABLED=%q: want true or false", v)
+		}
+		c.TLS.Enabled = b
+	}
+	if v := getenv("RATE_LIMIT_PER_MINUTE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("RATE_LIMIT_PER_MINUTE=%q: want a whole number", v)
+		}
+		c.RateLimitPerMinute = n
+	}
+	if v := getenv("CORS_ALLOWED_ORIGINS"); v != "" {
+		c.CORSAllowedOrigins = splitList(v)
+	}
+	if v := getenv("TRUSTED_PROXIES"); v != "" {
+		c.TrustedProxies = splitList(v)
+	}
+	return nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// check validates the form of every value and fills the parsed fields.
+func (c *Config) check() error {
+	switch c.Environment {
+	case Development, Staging, Production:
+	default:
+		return fmt.Errorf("environment %q: want development, staging or production", c.Environment)
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return fmt.Errorf("listen_addr %q: want host:port (e.g. :8080 or 127.0.0.1:8080)", c.ListenAddr)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.RateLimitPerMinute < 1 || c.RateLimitPerMinute > 1_000_000 {
+		return fmt.Errorf("rate_limit_per_minute %d: want 1..1000000", c.RateLimitPerMinute)
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			return err
+		}
+	}
+	c.TrustedProxyNets = c.TrustedProxyNets[:0]
+	for _, p := range c.TrustedProxies {
+		pfx, err := parseProxy(p)
+		if err != nil {
+			return err
+		}
+		c.TrustedProxyNets = append(c.TrustedProxyNets, pfx)
+	}
+	if c.Database.MaxConns < 1 || c.Database.MaxConns > 1000 {
+		return fmt.Errorf("database.max_conns %d: want 1..1000", c.Database.MaxConns)
+	}
+	positive := []struct {
+		name string
+		v    Duration
+	}{
+		{"database.connect_timeout", c.Database.ConnectTimeout},
+		{"database.retention", c.Database.Retention},
+		{"auth.access_token_ttl", c.Auth.AccessTokenTTL},
+		{"auth.refresh_token_ttl", c.Auth.RefreshTokenTTL},
+		{"auth.collector_token_ttl", c.Auth.CollectorTokenTTL},
+		{"auth.login_lockout", c.Auth.LoginLockout},
+		{"limits.shutdown_timeout", c.Limits.ShutdownTimeout},
+	}
+	for _, p := range positive {
+		if p.v <= 0 {
+			return fmt.Errorf("%s %s: want a positive duration", p.name, p.v.D())
+		}
+	}
+	if c.Database.Retention.D() < 24*time.Hour {
+		return fmt.Errorf("database.retention %s: want at least 24h (partitions are whole days)", c.Database.Retention.D())
+	}
+	if c.Auth.LoginMaxFailures < 1 {
+		return fmt.Errorf("auth.login_max_failures %d: want at least 1", c.Auth.LoginMaxFailures)
+	}
+	l := c.Limits
+	switch {
+	case l.PushMaxBytes < 1<<10:
+		return fmt.Errorf("limits.push_max_bytes %d: want at least 1024", l.PushMaxBytes)
+	case l.PushMaxDecompressedBytes < l.PushMaxBytes:
+		return fmt.Errorf("limits.push_max_decompressed_bytes %d: want at least push_max_bytes (%d)", l.PushMaxDecompressedBytes, l.PushMaxBytes)
+	case l.PushMaxSamples < 1:
+		return fmt.Errorf("limits.push_max_samples %d: want at least 1", l.PushMaxSamples)
+	case l.BodyMaxBytes < 1<<10:
+		return fmt.Errorf("limits.body_max_bytes %d: want at least 1024", l.BodyMaxBytes)
+	case l.RateLimitBuckets < 100:
+		return fmt.Errorf("limits.rate_limit_buckets %d: want at least 100", l.RateLimitBuckets)
+	}
+	return nil
+}
+
+// checkOrigin accepts exactly scheme://host[:port], the form browsers send in Origin.
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || o != strings.ToLower(o) {
+		return fmt.Errorf("cors_allowed_origins %q: want a lowercase origin like https://grafana.example.com (no path, no wildcard)", o)
+	}
+	return nil
+}
+
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("trusted_proxies %q: want a CIDR like 10.0.0.0/8 or an address", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("trusted_proxies %q: want a CIDR like 10.0.0.0/8 or an address", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// ValidateDatabase checks what the commands that only talk to the database need.
+func (c *Config) ValidateDatabase() error {
+	if c.Database.URL == "" {
+		return errors.New("DATABASE_URL is not set (or database.url in the config file)")
+	}
+	return nil
+}
+
+// ValidateServe checks everything serving needs: the form of every value (again, for a Config built
+// in code rather than by Load; TrustedProxyNets is re-derived from TrustedProxies) and the refusals
+// that keep a misconfigured server from starting insecurely.
+func (c *Config) ValidateServe() error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	if err := c.ValidateDatabase(); err != nil {
+		return err
+	}
+	secrets := []struct{ env, value string }{
+		{"JWT_SECRET_KEY", c.JWTSecretKey},
+		{"REGISTRATION_SECRET", c.RegistrationSecret},
+	}
+	for _, s := range secrets {
+		if s.value == "" {
+			return fmt.Errorf("%s is not set (generate one with: openssl rand -base64 32)", s.env)
+		}
+		if c.Environment != Development && len(s.value) < MinSecretBytes {
+			return fmt.Errorf("%s is %d bytes; %s requires at least %d (generate one with: openssl rand -base64 32)",
+				s.env, len(s.value), c.Environment, MinSecretBytes)
+		}
+	}
+	if c.TLS.Enabled {
+		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
+			return errors.New("TLS_ENABLED=true needs both TLS_CERT_FILE and TLS_KEY_FILE")
+		}
+		return nil
+	}
+	if len(c.TrustedProxyNets) > 0 {
+		return nil // plain HTTP behind the TLS-terminating proxy named in TRUSTED_PROXIES
+	}
+	if c.Environment == Production {
+		return errors.New("production refuses plain HTTP: set TLS_ENABLED=true with TLS_CERT_FILE and TLS_KEY_FILE, or TRUSTED_PROXIES to the TLS-terminating proxy")
+	}
+	if !IsLoopback(c.ListenAddr) {
+		return fmt.Errorf("%s allows plain HTTP on loopback only, not LISTEN_ADDR=%s: listen on 127.0.0.1 or [::1], set TLS_ENABLED=true, or set TRUSTED_PROXIES", c.Environment, c.ListenAddr)
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen address binds only loopback interfaces.
+func IsLoopback(listenAddr string) bool {
+	host, _, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}

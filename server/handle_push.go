@@ -1,0 +1,70 @@
+package server
+
+import (
+	"compress/gzip"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/pganalytics/pganalytics/internal/api"
+)
+
+// handlePush is POST /api/v1/metrics/push: a collector's batch, gzip or identity, capped on the wire
+// and after decompression, validated whole before one store transaction takes it.
+func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, p *principal) {
+	fail := func(reason string, e *httpError) {
+		s.metrics.ingestErrors.WithLabelValues(reason).Inc()
+		writeErr(w, e)
+	}
+	lim := s.cfg.Limits
+	body := http.MaxBytesReader(w, r.Body, lim.PushMaxBytes)
+	var src io.Reader = body
+	switch enc := contentEncoding(r); enc {
+	case "":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // an empty body is a truncated gzip stream
+			}
+			e := bodyFailure(tagGzip(err), "")
+			fail(reasonFor(e), e)
+			return
+		}
+		defer zr.Close()
+		src = gzipErrors{r: zr}
+	default:
+		fail("unsupported_encoding", newError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
+			"Content-Encoding %q is not supported (gzip or identity)", truncate(enc, 32)))
+		return
+	}
+	req, herr := decodePush(&capReader{r: src, max: lim.PushMaxDecompressedBytes}, pushLimits{
+		maxSamples: lim.PushMaxSamples, now: time.Now(), retention: s.cfg.Database.Retention.D(),
+	})
+	if herr != nil {
+		fail(reasonFor(herr), herr)
+		return
+	}
+	accepted, err := s.store.Ingest(r.Context(), p.id, req)
+	if err != nil {
+		e := s.storeFailure(r.Context(), "ingest", err)
+		fail("store", e)
+		return
+	}
+	s.metrics.ingestSamples.Add(float64(accepted))
+	if req.Status != nil {
+		s.metrics.collectors.set(p.id, *req.Status, time.Now())
+	}
+	writeJSON(w, http.StatusAccepted, api.PushResponse{Accepted: accepted})
+}
+
+// reasonFor labels a refused push for pganalytics_api_ingest_errors_total.
+func reasonFor(e *httpError) string {
+	switch e.status {
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported_encoding"
+	}
+	return "invalid"
+}

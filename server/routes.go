@@ -1,0 +1,63 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pganalytics/pganalytics/internal/api"
+)
+
+// Route patterns that the access log treats specially.
+const (
+	routeHealth     = "GET /api/v1/health"
+	routePrometheus = "GET /metrics"
+	routeStream     = "GET /api/v1/replication/stream"
+)
+
+// routes registers every endpoint of ARCHITECTURE §3 with its role rule.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern string, h http.HandlerFunc) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			infoOf(r).route = pattern
+			h(w, r)
+		})
+	}
+	viewer := func(h principalHandler) http.HandlerFunc { return s.userOnly(api.RoleViewer, h) }
+	operator := func(h principalHandler) http.HandlerFunc { return s.userOnly(api.RoleOperator, h) }
+	admin := func(h principalHandler) http.HandlerFunc { return s.userOnly(api.RoleAdmin, h) }
+
+	handle(routeHealth, s.handleHealth)
+	handle("POST /api/v1/auth/login", s.handleLogin)
+	handle("POST /api/v1/auth/refresh", s.handleRefresh)
+	handle("POST /api/v1/auth/logout", viewer(s.handleLogout))
+	handle("POST /api/v1/collectors/register", s.handleRegister)
+	handle("POST /api/v1/metrics/push", s.collectorOnly(s.handlePush))
+	handle("GET /api/v1/metrics", viewer(s.handleQueryMetrics))
+	handle("GET /api/v1/collectors", viewer(s.handleListCollectors))
+	handle("GET /api/v1/collectors/{id}", viewer(s.handleGetCollector))
+	handle("DELETE /api/v1/collectors/{id}", operator(s.handleDeleteCollector))
+	handle("GET /api/v1/config/{collector_id}", s.handleGetConfig)
+	handle("PUT /api/v1/config/{collector_id}", admin(s.handlePutConfig))
+	handle("GET /api/v1/replication", viewer(s.handleReplication))
+	handle(routeStream, viewer(s.handleReplicationStream))
+	handle("GET /api/v1/users", admin(s.handleListUsers))
+	handle("POST /api/v1/users", admin(s.handleCreateUser))
+	handle("DELETE /api/v1/users/{id}", admin(s.handleDeleteUser))
+	handle("GET /api/v1/audit", admin(s.handleAudit))
+	handle("GET /api/v1/alerts", viewer(s.handleAlerts))
+	prom := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: promErrorLog{s.log}})
+	handle(routePrometheus, prom.ServeHTTP)
+
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(&jsonUnmatched{ResponseWriter: w, info: infoOf(r)}, r)
+	})
+}
+
+// promErrorLog adapts the logger to promhttp's error log.
+type promErrorLog struct{ log *slog.Logger }
+
+func (l promErrorLog) Println(v ...any) { l.log.Error("metrics exposition", "err", fmt.Sprint(v...)) }

@@ -1,0 +1,262 @@
+// Package server is pganalytics-api's HTTP layer: authentication (JWT, argon2id), RBAC, rate
+// limiting, security headers, CORS, TLS, the audit trail, metric ingest, the live replication views
+// and event stream, and the server's own Prometheus metrics. The store behind it is server/store.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/pganalytics/pganalytics/server/auth"
+	"github.com/pganalytics/pganalytics/server/config"
+	"github.com/pganalytics/pganalytics/server/ratelimit"
+)
+
+// Options are New's inputs.
+type Options struct {
+	Config  *config.Config
+	Store   Store
+	Logger  *slog.Logger
+	Version string
+	// Hasher overrides the password hasher (tests use cheap argon2 parameters).
+	Hasher *auth.Hasher
+	// TLS is the result of LoadTLS when the caller loaded it already; nil loads it here.
+	TLS *tls.Config
+}
+
+// LoadTLS reads the configured certificate and key (nil, nil when TLS is off). The server speaks
+// TLS 1.2 and later only.
+func LoadTLS(cfg *config.Config) (*tls.Config, error) {
+	if !cfg.TLS.Enabled {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// Server serves the API. Build it with New and serve it with Run.
+type Server struct {
+	cfg        *config.Config
+	store      Store
+	log        *slog.Logger
+	version    string
+	name       string // identifies this server in the request statistics
+	started    time.Time
+	tokens     *auth.Tokens
+	hasher     *auth.Hasher
+	limiter    *ratelimit.Limiter
+	metrics    *metrics
+	stats      *requestStats
+	hub        *topologyHub
+	proxies    trustedProxies
+	origins    map[string]bool
+	tlsEnabled bool
+	tlsConfig  *tls.Config
+	regSecret  [sha256.Size]byte
+	handler    http.Handler
+}
+
+// New checks the configuration, loads the TLS key pair and builds the handler. It does not touch the
+// network.
+func New(opts Options) (*Server, error) {
+	cfg := opts.Config
+	if cfg == nil || opts.Store == nil {
+		return nil, errors.New("server: a configuration and a store are required")
+	}
+	if err := cfg.ValidateServe(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	hasher := opts.Hasher
+	if hasher == nil {
+		var err error
+		if hasher, err = auth.NewHasher(auth.DefaultArgon2, 4); err != nil {
+			return nil, err
+		}
+	}
+	name := cfg.ServerName
+	if name == "" {
+		host, _ := os.Hostname()
+		id, err := auth.NewID()
+		if err != nil {
+			return nil, err
+		}
+		name = fmt.Sprintf("%s-%s", host, id[:8])
+	}
+	s := &Server{
+		cfg:     cfg,
+		store:   opts.Store,
+		log:     log,
+		version: opts.Version,
+		name:    name,
+		started: time.Now(),
+		tokens: auth.NewTokens([]byte(cfg.JWTSecretKey), auth.TTLs{
+			Access: cfg.Auth.AccessTokenTTL.D(), Refresh: cfg.Auth.RefreshTokenTTL.D(), Collector: cfg.Auth.CollectorTokenTTL.D(),
+		}, time.Now),
+		hasher:     hasher,
+		limiter:    ratelimit.New(cfg.RateLimitPerMinute, cfg.Limits.RateLimitBuckets),
+		metrics:    newMetrics(),
+		stats:      newRequestStats(),
+		proxies:    trustedProxies(cfg.TrustedProxyNets),
+		origins:    make(map[string]bool),
+		tlsEnabled: cfg.TLS.Enabled,
+		regSecret:  sha256.Sum256([]byte(cfg.RegistrationSecret)),
+	}
+	for _, o := range cfg.CORSAllowedOrigins {
+		s.origins[o] = true
+	}
+	s.tlsConfig = opts.TLS
+	if s.tlsConfig == nil {
+		var err error
+		if s.tlsConfig, err = LoadTLS(cfg); err != nil {
+			return nil, err
+		}
+	}
+	s.hub = newTopologyHub(s.store.Replication,
+		func(err error) { s.dbError(context.Background(), "replication", err) },
+		s.metrics.sseDropped.Inc)
+	s.handler = s.instrument(s.cors(s.rateLimit(s.routes())))
+	return s, nil
+}
+
+// Name identifies this server in the request statistics.
+func (s *Server) Name() string { return s.name }
+
+// Run serves on ln (wrapped in TLS when enabled) and runs the background work: the topology listener
+// feeding the event streams, the per-minute request statistics and hourly store maintenance. When ctx
+// ends it shuts down gracefully: no new connections, event streams closed, in-flight requests (pushes
+// in particular) finished within the shutdown timeout, statistics flushed.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	if s.tlsConfig != nil {
+		ln = tls.NewListener(ln, s.tlsConfig)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(s.hub.close)
+
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.hub.run(bg) })
+	wg.Go(func() { s.listenTopology(bg) })
+	wg.Go(func() { s.statsLoop(bg) })
+	wg.Go(func() { s.maintainLoop(bg) })
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.tlsConfig != nil, "environment", s.cfg.Environment,
+		"server", s.name, "version", s.version)
+
+	var err error
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		s.log.Info("shutting down", "timeout", s.cfg.Limits.ShutdownTimeout.D().String())
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.ShutdownTimeout.D())
+		err = srv.Shutdown(sctx)
+		cancel()
+		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+	}
+	stopBackground()
+	wg.Wait()
+	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	s.flushStats(fctx, time.Now())
+	cancel()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// reconnectNotifier is an optional store capability: ListenTopology that also reports when it
+// resumed after a lost connection (notifications may have been missed meanwhile).
+type reconnectNotifier interface {
+	ListenTopologyWithReconnect(ctx context.Context, fn func(collectorID string), onReconnect func()) error
+}
+
+// listenTopology keeps the store's LISTEN running for the event streams; the store reconnects by
+// itself and only returns when ctx ends (or on a fatal error, retried here after a pause). After a
+// reconnect every stream gets every collector's current topology again.
+func (s *Server) listenTopology(ctx context.Context) {
+	listen := s.store.ListenTopology
+	if rn, ok := s.store.(reconnectNotifier); ok {
+		listen = func(ctx context.Context, fn func(string)) error {
+			return rn.ListenTopologyWithReconnect(ctx, fn, func() { s.hub.notify(allCollectors) })
+		}
+	}
+	for {
+		err := listen(ctx, s.hub.notify)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.dbError(ctx, "listen_topology", err)
+		}
+		if !sleepCtx(ctx, 5*time.Second) {
+			return
+		}
+	}
+}
+
+// statsFlushEvery is how often the running minute's request statistics are written.
+const statsFlushEvery = 15 * time.Second
+
+func (s *Server) statsLoop(ctx context.Context) {
+	t := time.NewTicker(statsFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.flushStats(ctx, now)
+		}
+	}
+}
+
+// maintainLoop runs store maintenance (partitions ahead, retention) at start and hourly.
+func (s *Server) maintainLoop(ctx context.Context) {
+	for {
+		if err := s.store.Maintain(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.dbError(ctx, "maintain", err)
+		}
+		if !sleepCtx(ctx, time.Hour) {
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

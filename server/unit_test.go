@@ -1,0 +1,189 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pganalytics/pganalytics/internal/api"
+)
+
+func TestClientIP(t *testing.T) {
+	proxies := trustedProxies{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.1/32")}
+	cases := []struct {
+		name   string
+		remote string
+		xff    []string
+		want   string
+	}{
+		{"direct client, header ignored", "203.0.113.9:5000", []string{"1.2.3.4"}, "203.0.113.9"},
+		{"trusted proxy, one hop", "10.1.2.3:5000", []string{"198.51.100.7"}, "198.51.100.7"},
+		{"rightmost untrusted hop wins over a spoofed left", "10.1.2.3:5000", []string{"6.6.6.6, 198.51.100.7"}, "198.51.100.7"},
+		{"chained trusted proxies skipped", "10.1.2.3:5000", []string{"198.51.100.7, 192.168.1.1", "10.9.9.9"}, "198.51.100.7"},
+		{"garbage hop stops the walk", "10.1.2.3:5000", []string{"198.51.100.7, not-an-ip"}, "10.1.2.3"},
+		{"all hops trusted", "10.1.2.3:5000", []string{"10.0.0.5"}, "10.0.0.5"},
+		{"no header from proxy", "10.1.2.3:5000", nil, "10.1.2.3"},
+		{"ipv6 client", "[2001:db8::1]:5000", nil, "2001:db8::1"},
+		{"ipv4-mapped proxy", "[::ffff:10.1.2.3]:5000", []string{"198.51.100.7"}, "198.51.100.7"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.remote
+			for _, v := range tc.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := proxies.clientIP(r).String(); got != tc.want {
+				t.Fatalf("clientIP = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMinuteP95(t *testing.T) {
+	cases := []struct {
+		name  string
+		obs   []time.Duration
+		check func(float64) bool
+	}{
+		{"empty", nil, func(p float64) bool { return p == 0 }},
+		{"all fast", repeat(100, 800*time.Microsecond), func(p float64) bool { return p > 0 && p <= 1 }},
+		{"5% slow", append(repeat(95, 2*time.Millisecond), repeat(5, 2*time.Second)...), func(p float64) bool { return p > 1 && p <= 2 }},
+		{"10% slow", append(repeat(90, 2*time.Millisecond), repeat(10, 2*time.Second)...), func(p float64) bool { return p > 1500 && p <= 2500 }},
+		{"beyond the last bound", repeat(10, time.Minute), func(p float64) bool { return p == 30000 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newRequestStats()
+			now := time.Date(2026, 2, 27, 15, 0, 10, 0, time.UTC)
+			for _, d := range tc.obs {
+				s.observe(now, d, 200, true)
+			}
+			_, running := s.take(now, "srv")
+			if !tc.check(running.DurationP95Ms) {
+				t.Fatalf("p95 %g ms", running.DurationP95Ms)
+			}
+		})
+	}
+}
+
+func repeat(n int, d time.Duration) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
+
+func TestRequestStatsRollOver(t *testing.T) {
+	s := newRequestStats()
+	t0 := time.Date(2026, 2, 27, 15, 0, 10, 0, time.UTC)
+	s.observe(t0, time.Millisecond, 200, true)
+	s.observe(t0, time.Millisecond, 503, true)
+	s.observe(t0, time.Hour, 200, false) // an event stream: counted, not timed
+	s.rateLimited(t0)
+	s.authFailure(t0)
+	s.observe(t0.Add(time.Minute), time.Millisecond, 200, true)
+	finished, running := s.take(t0.Add(time.Minute), "srv")
+	if len(finished) != 1 || finished[0].Requests != 3 || finished[0].DurationP95Ms > 1 || finished[0].ServerErrors != 1 ||
+		finished[0].RateLimited != 1 || finished[0].AuthFailures != 1 || finished[0].Server != "srv" ||
+		!finished[0].Minute.Equal(t0.Truncate(time.Minute)) {
+		t.Fatalf("finished %+v", finished)
+	}
+	if running.Requests != 1 {
+		t.Fatalf("running %+v", running)
+	}
+	s.putBack(finished)
+	again, _ := s.take(t0.Add(time.Minute), "srv")
+	if len(again) != 1 {
+		t.Fatalf("put back rows lost: %+v", again)
+	}
+	for i := range maxPendingMinutes + 10 {
+		s.observe(t0.Add(time.Duration(i+2)*time.Minute), time.Millisecond, 200, true)
+	}
+	if finished, _ := s.take(t0.Add(100*time.Minute), "srv"); len(finished) != maxPendingMinutes {
+		t.Fatalf("pending minutes not bounded: %d", len(finished))
+	}
+}
+
+// TestHubDropsSlowSubscribers checks that publishing never blocks: a subscriber that stops reading
+// is cut off once its buffer is full, while a reading one keeps receiving.
+func TestHubDropsSlowSubscribers(t *testing.T) {
+	loads := make(chan string, 1000)
+	drops := 0
+	h := newTopologyHub(func(_ context.Context, id string) ([]api.CollectorTopology, error) {
+		loads <- id
+		if id == "broken" {
+			return nil, errors.New("boom")
+		}
+		return []api.CollectorTopology{{CollectorID: id}}, nil
+	}, func(error) {}, func() { drops++ })
+
+	h.notify("before-anyone") // nobody listens: not even loaded
+	slow, _, ok := h.subscribe("")
+	if !ok {
+		t.Fatal("subscribe refused")
+	}
+	fast, unsubscribe, _ := h.subscribe("c1")
+	for range subscriberBuffer + 1 {
+		h.publish(api.CollectorTopology{CollectorID: "c1"})
+		<-fast.events
+	}
+	select {
+	case <-slow.gone:
+	default:
+		t.Fatal("slow subscriber not dropped")
+	}
+	if drops != 1 {
+		t.Fatalf("drops %d", drops)
+	}
+	select {
+	case <-fast.gone:
+		t.Fatal("reading subscriber dropped")
+	default:
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { h.run(ctx); close(done) }()
+	h.notify("broken")
+	h.notify("c1")
+	got := <-fast.events
+	if got.CollectorID != "c1" {
+		t.Fatalf("event %+v", got)
+	}
+	cancel()
+	<-done
+	close(loads)
+	for id := range loads {
+		if id == "before-anyone" {
+			t.Fatal("loaded a topology nobody follows")
+		}
+	}
+
+	unsubscribe()
+	unsubscribe() // idempotent
+	h.close()
+	if _, _, ok := h.subscribe(""); ok {
+		t.Fatal("subscribe after close")
+	}
+}
+
+func TestAtLeast(t *testing.T) {
+	cases := []struct {
+		role, min string
+		want      bool
+	}{
+		{api.RoleAdmin, api.RoleViewer, true}, {api.RoleAdmin, api.RoleAdmin, true},
+		{api.RoleOperator, api.RoleViewer, true}, {api.RoleOperator, api.RoleAdmin, false},
+		{api.RoleViewer, api.RoleOperator, false}, {"", api.RoleViewer, false}, {"root", api.RoleViewer, false},
+	}
+	for _, tc := range cases {
+		if got := atLeast(tc.role, tc.min); got != tc.want {
+			t.Errorf("atLeast(%q, %q) = %v", tc.role, tc.min, got)
+		}
+	}
+}
