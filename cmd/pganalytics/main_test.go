@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pganalytics/pganalytics/internal/api"
+)
+
+func writeConfig(t *testing.T, apiURL, extra string) (path, tokenFile string) {
+	t.Helper()
+	dir := t.TempDir()
+	tokenFile = filepath.Join(dir, "collector.token")
+	// A closed port: connection refused at once.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	doc := fmt.Sprintf(`
+[collector]
+name = "cli-test"
+[api]
+url = %q
+token_file = %q
+[[postgres]]
+name = "gone"
+dsn = "postgres://pganalytics@%s/postgres?sslmode=disable"
+timeout = "1s"
+[buffer]
+spool_dir = %q
+%s`, apiURL, tokenFile, addr, filepath.Join(dir, "spool"), extra)
+	path = filepath.Join(dir, "collector.toml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, tokenFile
+}
+
+func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+
+func TestCommandLine(t *testing.T) {
+	var registered api.RegisterRequest
+	var secretSeen string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/collectors/register" {
+			http.NotFound(w, r)
+			return
+		}
+		secretSeen = r.Header.Get("X-Registration-Secret")
+		if secretSeen != "right-secret" {
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":{"code":"unauthorized","message":"bad registration secret"}}`)
+			return
+		}
+		json.NewDecoder(r.Body).Decode(&registered)
+		w.WriteHeader(http.StatusCreated)
+		json.NewEncoder(w).Encode(api.RegisterResponse{CollectorID: "c-1", Token: "collector-jwt", Name: registered.Name})
+	}))
+	defer srv.Close()
+	cfgPath, tokenFile := writeConfig(t, srv.URL, "")
+	badCfg, _ := writeConfig(t, srv.URL, "[pg_replication]\nenabeld = true\n")
+
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		code     int
+		stdout   string
+		stderr   string
+		tokenSet bool
+	}{
+		{name: "version", args: []string{"version"}, code: 0, stdout: "pganalytics "},
+		{name: "unknown flag", args: []string{"--nope"}, code: exitUsage, stderr: "unknown flag"},
+		{name: "unknown key", args: []string{"--config", badCfg, "--dry-run"}, code: exitUsage, stderr: `collector.toml:14:1: unknown key "pg_replication.enabeld"`},
+		{name: "missing config", args: []string{"--config", "/nonexistent.toml"}, code: exitUsage, stderr: "open config"},
+		{name: "dry run with an unreachable instance", args: []string{"--config", cfgPath, "--dry-run"}, code: exitUnreachable, stdout: "UNREACHABLE"},
+		{name: "run without a token", args: []string{"--config", cfgPath}, code: exitUsage, stderr: "pganalytics register"},
+		{name: "register without secret", args: []string{"register", "--config", cfgPath}, code: exitUsage, stderr: "REGISTRATION_SECRET"},
+		{name: "register with a wrong secret", args: []string{"register", "--config", cfgPath}, env: map[string]string{"REGISTRATION_SECRET": "wrong"}, code: exitAuth, stderr: "bad registration secret"},
+		{name: "register", args: []string{"register", "--config", cfgPath}, env: map[string]string{"REGISTRATION_SECRET": "right-secret"}, code: 0, stdout: "registered collector cli-test (c-1)", tokenSet: true},
+		{name: "register twice", args: []string{"register", "--config", cfgPath}, env: map[string]string{"REGISTRATION_SECRET": "right-secret"}, code: exitUsage, stderr: "--force"},
+		{name: "secret on the command line is refused", args: []string{"register", "--config", cfgPath, "--secret", "x"}, code: exitUsage, stderr: "unknown flag"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tt.args, &stdout, &stderr, env(tt.env))
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tt.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdout, stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, stderr.String())
+			}
+			if tt.tokenSet {
+				b, err := os.ReadFile(tokenFile)
+				info, _ := os.Stat(tokenFile)
+				if err != nil || strings.TrimSpace(string(b)) != "collector-jwt" || info.Mode().Perm() != 0o600 {
+					t.Errorf("token file = %q (%v), mode %v", b, err, info.Mode())
+				}
+				if registered.Name != "cli-test" || registered.Hostname == "" {
+					t.Errorf("registered %+v", registered)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,320 @@
+package sender
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pganalytics/pganalytics/client"
+	"github.com/pganalytics/pganalytics/collector/buffer"
+	"github.com/pganalytics/pganalytics/internal/api"
+)
+
+// fakeAPI imitates /api/v1/metrics/push: it decodes each body and answers with whatever the test's
+// script says for that request number.
+type fakeAPI struct {
+	mu       sync.Mutex
+	received []time.Time // collected_at of accepted batches, in arrival order
+	times    []time.Time // arrival time of every request
+	requests atomic.Int64
+	answer   func(n int64, w http.ResponseWriter) bool // true: handled (the batch is not accepted)
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := f.requests.Add(1)
+	f.mu.Lock()
+	f.times = append(f.times, time.Now())
+	f.mu.Unlock()
+	if r.URL.Path != "/api/v1/metrics/push" || r.Header.Get("Authorization") != "Bearer tok" || r.Header.Get("Content-Encoding") != "gzip" {
+		http.Error(w, `{"error":{"code":"bad_request","message":"unexpected request"}}`, http.StatusBadRequest)
+		return
+	}
+	if f.answer != nil && f.answer(n, w) {
+		return
+	}
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		http.Error(w, `{"error":{"code":"bad_request","message":"not gzip"}}`, http.StatusBadRequest)
+		return
+	}
+	var req api.PushRequest
+	if err := json.NewDecoder(zr).Decode(&req); err != nil {
+		http.Error(w, `{"error":{"code":"bad_request","message":"not json"}}`, http.StatusBadRequest)
+		return
+	}
+	f.mu.Lock()
+	f.received = append(f.received, req.CollectedAt)
+	f.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(api.PushResponse{Accepted: len(req.Metrics)})
+}
+
+func (f *fakeAPI) accepted() []time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]time.Time(nil), f.received...)
+}
+
+func gzipBatch(t testing.TB, at time.Time) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	json.NewEncoder(zw).Encode(api.PushRequest{CollectedAt: at, Metrics: []api.Sample{{Name: "pg_up", Value: 1, Timestamp: at}}})
+	zw.Close()
+	return buf.Bytes()
+}
+
+func setup(t *testing.T, f *fakeAPI, dir string) (*buffer.Queue, *Sender) {
+	t.Helper()
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	c, err := client.New(client.Options{BaseURL: srv.URL, Token: "tok", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := buffer.Open(buffer.Options{Dir: dir, MemoryMaxBytes: 1 << 20, DiskMaxBytes: 1 << 20, RejectedMaxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q, New(q, c, Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+}
+
+func pushN(t *testing.T, q *buffer.Queue, from, n int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		at := time.Unix(int64(1_700_000_000+i), 0).UTC()
+		if err := q.Push(gzipBatch(t, at), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitEmpty polls until the queue is drained (bounded; the test fails on timeout).
+func waitEmpty(t *testing.T, q *buffer.Queue) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for q.Len() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue still holds %d batches", q.Len())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func checkInOrder(t *testing.T, got []time.Time, want int) {
+	t.Helper()
+	if len(got) != want {
+		t.Fatalf("API accepted %d batches, want %d", len(got), want)
+	}
+	for i := range got {
+		if wantAt := time.Unix(int64(1_700_000_000+i), 0).UTC(); !got[i].Equal(wantAt) {
+			t.Fatalf("batch %d has collected_at %v, want %v (oldest first, original timestamps)", i, got[i], wantAt)
+		}
+	}
+}
+
+// TestOutageLosesNothing: the API refuses connections for its first 30 requests while 40 batches
+// pile up; when it returns every one arrives exactly once, oldest first.
+func TestOutageLosesNothing(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	f := &fakeAPI{answer: func(n int64, w http.ResponseWriter) bool {
+		if n > 30 {
+			down.Store(false)
+		}
+		if down.Load() {
+			hj, _ := w.(http.Hijacker)
+			conn, _, _ := hj.Hijack()
+			conn.Close() // as if the API died mid-request
+			return true
+		}
+		return false
+	}}
+	dir := t.TempDir()
+	q, s := setup(t, f, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	pushN(t, q, 0, 20)
+	pushN(t, q, 20, 20)
+	waitEmpty(t, q)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkInOrder(t, f.accepted(), 40)
+	if st := s.Stats(); st.Delivered != 40 || st.Failures < 30 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// TestCrashThenRestartDelivers: batches spooled during an outage survive the process (no Close,
+// a new queue and sender over the same directory) and are delivered by the next one.
+func TestCrashThenRestartDelivers(t *testing.T) {
+	dir := t.TempDir()
+	down := &fakeAPI{answer: func(int64, http.ResponseWriter) bool { return false }}
+	down.answer = func(_ int64, w http.ResponseWriter) bool {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"error":{"code":"unavailable","message":"down"}}`)
+		return true
+	}
+	q1, s1 := setup(t, down, dir)
+	pushN(t, q1, 0, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s1.Run(ctx) }()
+	for down.requests.Load() < 3 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	pushN(t, q1, 5, 5)
+	cancel()
+	<-done
+	// kill -9: q1 and s1 are abandoned without Close; only the spool directory carries over.
+
+	up := &fakeAPI{}
+	q2, s2 := setup(t, up, dir)
+	if q2.Len() != 10 {
+		t.Fatalf("restarted spool holds %d batches, want 10", q2.Len())
+	}
+	if err := s2.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkInOrder(t, up.accepted(), 10)
+}
+
+func TestRetryAfterHonoured(t *testing.T) {
+	f := &fakeAPI{answer: func(n int64, w http.ResponseWriter) bool {
+		if n == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	}}
+	q, s := setup(t, f, t.TempDir())
+	pushN(t, q, 0, 1)
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	times := append([]time.Time(nil), f.times...)
+	f.mu.Unlock()
+	if len(times) != 2 {
+		t.Fatalf("requests = %d", len(times))
+	}
+	// Backoff alone is 5 ms; only Retry-After explains a full second.
+	if gap := times[1].Sub(times[0]); gap < time.Second {
+		t.Errorf("retried after %s, before the server's Retry-After of 1s", gap)
+	}
+	checkInOrder(t, f.accepted(), 1)
+}
+
+func TestServerErrorsAndGarbageAreRetried(t *testing.T) {
+	f := &fakeAPI{answer: func(n int64, w http.ResponseWriter) bool {
+		switch n {
+		case 1:
+			w.WriteHeader(http.StatusInternalServerError)
+			io.WriteString(w, "<html>oops</html>")
+		case 2:
+			w.WriteHeader(http.StatusBadGateway)
+		case 3:
+			w.WriteHeader(http.StatusRequestTimeout)
+		case 4:
+			w.WriteHeader(http.StatusAccepted)
+			io.WriteString(w, "\x00\x01garbage") // a broken proxy's "success"
+		default:
+			return false
+		}
+		return true
+	}}
+	q, s := setup(t, f, t.TempDir())
+	pushN(t, q, 0, 2)
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkInOrder(t, f.accepted(), 2)
+	if st := s.Stats(); st.Failures != 4 || st.Rejected != 0 {
+		t.Errorf("stats = %+v, want 4 failed attempts and no rejection", st)
+	}
+}
+
+func TestMalformedBatchSetAside(t *testing.T) {
+	f := &fakeAPI{answer: func(n int64, w http.ResponseWriter) bool {
+		if n == 1 {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			io.WriteString(w, `{"error":{"code":"invalid_metric","message":"metric name too long"}}`)
+			return true
+		}
+		return false
+	}}
+	dir := t.TempDir()
+	q, s := setup(t, f, dir)
+	pushN(t, q, 0, 2)
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.accepted(); len(got) != 1 || !got[0].Equal(time.Unix(1_700_000_001, 0)) {
+		t.Errorf("accepted = %v, want only the second batch", got)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, buffer.RejectedDir, "*.batch"))
+	if len(files) != 1 {
+		t.Fatalf("rejected/ holds %v", files)
+	}
+	reason, _ := os.ReadFile(files[0] + ".reason")
+	if !bytes.Contains(reason, []byte("metric name too long")) {
+		t.Errorf("reason = %q", reason)
+	}
+}
+
+func TestRevokedTokenStops(t *testing.T) {
+	f := &fakeAPI{answer: func(_ int64, w http.ResponseWriter) bool {
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":{"code":"unauthorized","message":"token revoked"}}`)
+		return true
+	}}
+	dir := t.TempDir()
+	q, s := setup(t, f, dir)
+	pushN(t, q, 0, 3)
+	err := s.Run(context.Background())
+	if !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("Run = %v, want ErrUnauthorized", err)
+	}
+	if f.requests.Load() != 1 {
+		t.Errorf("requests = %d: a refused token must not be retried", f.requests.Load())
+	}
+	if st := q.Stats(); st.DiskBatches != 3 {
+		t.Errorf("batches kept on disk = %d, want 3 (nothing lost)", st.DiskBatches)
+	}
+}
+
+func TestBackoffGrowsAndIsCapped(t *testing.T) {
+	s := New(nil, nil, Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	tests := []struct {
+		attempt  int
+		min, max time.Duration
+	}{
+		{1, 50 * time.Millisecond, 100 * time.Millisecond},
+		{2, 100 * time.Millisecond, 200 * time.Millisecond},
+		{4, 400 * time.Millisecond, 800 * time.Millisecond},
+		{30, 500 * time.Millisecond, time.Second},
+	}
+	for _, tt := range tests {
+		for range 50 {
+			if d := s.backoff(tt.attempt); d < tt.min || d > tt.max {
+				t.Errorf("backoff(%d) = %s, want within [%s, %s]", tt.attempt, d, tt.min, tt.max)
+			}
+		}
+	}
+}

@@ -1,0 +1,133 @@
+package snapshot
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pganalytics/pganalytics/collector/pgmetrics"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func primaryState(name, sysid string, replicas ...pgmetrics.Replica) *pgmetrics.State {
+	return &pgmetrics.State{
+		Name: name, Address: name + ":5432", Up: true,
+		Info:     pgmetrics.ServerInfo{VersionNum: 150010, SystemIdentifier: sysid, Timeline: 2, WALLSN: "0/3000000"},
+		Replicas: replicas,
+		Slots:    []pgmetrics.Slot{{Name: "slot_b", Type: "physical", Active: true, RetainedBytes: ptr(int64(100))}},
+	}
+}
+
+func standbyState(name, sysid, slot, conninfo, clusterName string, streaming bool) *pgmetrics.State {
+	status := ""
+	if streaming {
+		status = "streaming"
+	}
+	return &pgmetrics.State{
+		Name: name, Address: name + ":5432", Up: true,
+		Info:     pgmetrics.ServerInfo{VersionNum: 150010, InRecovery: true, SystemIdentifier: sysid, Timeline: 2, ClusterName: clusterName},
+		Receiver: &pgmetrics.Receiver{Status: status, SlotName: slot, Conninfo: conninfo, ReceivedTimeline: 2, LastMsgAgeSeconds: ptr(0.5)},
+		Replay:   &pgmetrics.Replay{ReceiveReplayLagBytes: ptr(int64(0)), DelaySeconds: ptr(0.0), LastReplayAgeSeconds: ptr(42.0)},
+	}
+}
+
+func TestBuildJoinsStandbysToPrimary(t *testing.T) {
+	p := primaryState("db1", "100",
+		pgmetrics.Replica{ApplicationName: "walreceiver", State: "streaming", SyncState: "async", SlotName: "slot_b", ReplayLagBytes: ptr(int64(7))},
+		pgmetrics.Replica{ApplicationName: "db3app", State: "streaming", SyncState: "sync"},
+		pgmetrics.Replica{ApplicationName: "unmonitored", State: "catchup", SyncState: "async"},
+	)
+	byslot := standbyState("db2", "100", "slot_b", "user=rep host=db1 application_name=walreceiver", "", true)
+	byapp := standbyState("db3", "100", "", "user=rep host=db1 port=5432 application_name=db3app", "", true)
+	bycluster := standbyState("db4", "100", "", "", "db4cluster", false)
+	other := primaryState("other", "200")
+	down := &pgmetrics.State{Name: "gone", Address: "gone:5432", Err: errors.New("connection refused")}
+
+	snap := Build(time.Unix(100, 0), []*pgmetrics.State{byslot, p, byapp, other, bycluster, down})
+	if len(snap.Clusters) != 3 {
+		t.Fatalf("clusters = %d, want 3: %+v", len(snap.Clusters), snap.Clusters)
+	}
+	c := snap.Clusters[0]
+	if c.SystemIdentifier != "100" || c.Timeline != 2 {
+		t.Errorf("cluster = %s tl %d", c.SystemIdentifier, c.Timeline)
+	}
+	names := []string{}
+	for _, in := range c.Instances {
+		names = append(names, in.Name+"/"+in.Role)
+	}
+	if want := []string{"db1/primary", "db2/standby", "db3/standby", "db4/standby"}; !equal(names, want) {
+		t.Errorf("instances = %v, want %v", names, want)
+	}
+	got := map[string]string{}
+	for _, s := range c.Standbys {
+		got[s.ApplicationName+"|"+s.State] = s.Instance
+	}
+	want := map[string]string{
+		"walreceiver|streaming":   "db2", // by slot
+		"db3app|streaming":        "db3", // by primary_conninfo application_name
+		"unmonitored|catchup":     "",
+		"db4cluster|disconnected": "db4", // not streaming, not listed by the primary
+	}
+	if len(got) != len(want) {
+		t.Errorf("standbys = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("standby %s -> %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if c.Standbys[0].ReplayLagBytes != 7 || c.Standbys[0].SyncState != "async" {
+		t.Errorf("first standby = %+v", c.Standbys[0])
+	}
+	if len(c.Slots) != 1 || c.Slots[0].RetainedBytes != 100 {
+		t.Errorf("slots = %+v", c.Slots)
+	}
+	db2 := c.Instances[1]
+	if db2.Receiver == nil || !db2.Receiver.Connected || db2.LastReplayAgeSeconds == nil || *db2.LastReplayAgeSeconds != 42 {
+		t.Errorf("standby instance = %+v", db2)
+	}
+	if g := snap.Clusters[2]; g.SystemIdentifier != "" || len(g.Instances) != 1 || g.Instances[0].Up || g.Instances[0].Error != "connection refused" {
+		t.Errorf("unreached instance cluster = %+v", g)
+	}
+}
+
+func TestBuildAmbiguousApplicationNameIsNotMatched(t *testing.T) {
+	p := primaryState("db1", "1",
+		pgmetrics.Replica{ApplicationName: "walreceiver", State: "streaming"},
+		pgmetrics.Replica{ApplicationName: "walreceiver", State: "streaming"},
+	)
+	s := standbyState("db2", "1", "", "host=db1 fallback_application_name=walreceiver", "", true)
+	c := Build(time.Now(), []*pgmetrics.State{p, s}).Clusters[0]
+	for _, sb := range c.Standbys {
+		if sb.Instance != "" {
+			t.Errorf("ambiguous name matched %+v", sb)
+		}
+	}
+	if len(c.Standbys) != 2 {
+		t.Errorf("a streaming standby matching no row must not be listed as disconnected: %+v", c.Standbys)
+	}
+}
+
+func TestBuildDownStandbyIsDisconnected(t *testing.T) {
+	p := primaryState("db1", "1")
+	down := &pgmetrics.State{Name: "db2", Err: errors.New("timeout"), Info: pgmetrics.ServerInfo{SystemIdentifier: "1", InRecovery: true}}
+	c := Build(time.Now(), []*pgmetrics.State{p, down}).Clusters[0]
+	if len(c.Standbys) != 1 || c.Standbys[0].State != StateDisconnected || c.Standbys[0].Instance != "db2" {
+		t.Errorf("standbys = %+v", c.Standbys)
+	}
+	if in := c.Instances[1]; in.Up || in.Role != pgmetrics.RoleUnknown || in.Error != "timeout" {
+		t.Errorf("down instance = %+v", in)
+	}
+}
+
+func TestBuildWithoutPrimary(t *testing.T) {
+	s := standbyState("db2", "1", "slot", "", "", true)
+	c := Build(time.Now(), []*pgmetrics.State{s}).Clusters[0]
+	if len(c.Standbys) != 0 || len(c.Slots) != 0 || len(c.Instances) != 1 || c.Timeline != 2 {
+		t.Errorf("cluster without a monitored primary = %+v", c)
+	}
+}
+
+func equal(a, b []string) bool { return slices.Equal(a, b) }
