@@ -6,7 +6,7 @@ VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo d
 LDFLAGS    := -s -w -X github.com/pganalytics/pganalytics/internal/buildinfo.Version=$(VERSION)
 PG_MAJORS  ?= 13 14 15 16 17 18
 # Packages whose tests depend on the PostgreSQL major (run once per major by test-matrix).
-MATRIX_PKGS ?= ./internal/pgtest/... ./internal/pgcluster/... ./collector/...
+MATRIX_PKGS ?= ./internal/pgtest/... ./internal/pgcluster/... ./collector/... ./server/store/...
 
 .PHONY: help build test test-matrix demo bench lint fuzz deps clean
 
