@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pganalytics/pganalytics/client"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/runbook"
 	"github.com/pganalytics/pganalytics/smoke"
 	"github.com/pganalytics/pganalytics/tui"
@@ -83,10 +84,10 @@ func (f *consoleFlags) run(cmd *cobra.Command) error {
 		return err
 	}
 	if cctx.APIURL == "" {
-		return withExit(exitUsage, fmt.Errorf("no API to connect to: set %s, --api-url or a context in the contexts file", client.EnvAPIURL))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("no API to connect to: set %s, --api-url or a context in the contexts file", client.EnvAPIURL))
 	}
 	if cctx.Username == "" && cctx.Token == "" {
-		return withExit(exitUsage, fmt.Errorf("no credentials: set %s and %s (or %s)", client.EnvUsername, client.EnvPassword, client.EnvToken))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("no credentials: set %s and %s (or %s)", client.EnvUsername, client.EnvPassword, client.EnvToken))
 	}
 	if err := fillPassword(cmd, "user", cctx.Username, &cctx.Password, client.EnvPassword); err != nil {
 		return err
@@ -132,9 +133,9 @@ func (f *consoleFlags) run(cmd *cobra.Command) error {
 	_ = sess.Logout(logoutCtx) // best effort: the refresh token expires on its own
 	switch {
 	case runErr != nil && !errors.Is(runErr, tea.ErrProgramKilled):
-		return withExit(exitUsage, fmt.Errorf("console: %w", runErr))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("console: %w", runErr))
 	case sess.AuthErr() != nil:
-		return withExit(exitAuth, sess.AuthErr())
+		return exitcode.With(exitcode.Auth, sess.AuthErr())
 	}
 	return nil
 }
@@ -175,5 +176,5 @@ func (f *consoleFlags) themeMode() (theme.Mode, error) {
 		}
 		return theme.Light, nil
 	}
-	return theme.Dark, withExit(exitUsage, fmt.Errorf("--theme %q: want auto, dark or light", choice))
+	return theme.Dark, exitcode.With(exitcode.Usage, fmt.Errorf("--theme %q: want auto, dark or light", choice))
 }

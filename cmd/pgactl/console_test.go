@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pganalytics/pganalytics/client"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
 
 // TestConsoleRefusesBadSetup checks the errors raised before the screen opens: each is a usage error
@@ -38,8 +39,8 @@ func TestConsoleRefusesBadSetup(t *testing.T) {
 			cmd.SetOut(&out)
 			cmd.SetErr(&out)
 			err := cmd.Execute()
-			if code := exitCode(err); code != exitUsage {
-				t.Fatalf("exit %d (%v), want %d", code, err, exitUsage)
+			if code := exitCode(err); code != exitcode.Usage {
+				t.Fatalf("exit %d (%v), want %d", code, err, exitcode.Usage)
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not mention %q", err, tt.want)

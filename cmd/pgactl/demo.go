@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pganalytics/pganalytics/internal/demo"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/runbook"
 )
 
@@ -37,14 +38,14 @@ Ctrl-C (or quitting the console) stops everything and removes the clusters.`,
 			if opts.BinDir == "" {
 				exe, err := os.Executable()
 				if err != nil {
-					return withExit(exitUsage, fmt.Errorf("find binaries: %w (pass --bin-dir)", err))
+					return exitcode.With(exitcode.Usage, fmt.Errorf("find binaries: %w (pass --bin-dir)", err))
 				}
 				opts.BinDir = filepath.Dir(exe)
 			}
 			if opts.StateDir == "" {
 				dir, err := runbook.DefaultStateDir()
 				if err != nil {
-					return withExit(exitUsage, err)
+					return exitcode.With(exitcode.Usage, err)
 				}
 				opts.StateDir = dir
 			}

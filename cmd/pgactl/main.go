@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,33 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
-
-// Exit codes are a contract for scripts (ARCHITECTURE §7).
-const (
-	exitOK          = 0
-	exitCheckFailed = 1
-	exitUsage       = 2
-	exitUnreachable = 3
-	exitAuth        = 4
-)
-
-// exitError carries a specific exit code out of a cobra RunE.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// withExit wraps err so that main exits with code.
-func withExit(code int, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &exitError{code: code, err: err}
-}
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
@@ -66,7 +40,7 @@ func newRootCmd() *cobra.Command {
 			},
 		},
 	)
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withExit(exitUsage, err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.With(exitcode.Usage, err) })
 	return root
 }
 
@@ -78,9 +52,5 @@ func main() {
 		return
 	}
 	fmt.Fprintln(os.Stderr, "pgactl:", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		os.Exit(ee.code)
-	}
-	os.Exit(exitUsage)
+	os.Exit(exitcode.Of(err, exitcode.Usage))
 }

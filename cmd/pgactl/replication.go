@@ -19,6 +19,7 @@ import (
 
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
 
 func newReplicationCmd() *cobra.Command {
@@ -44,7 +45,7 @@ login (any role can read the topology).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
-				return withExit(exitUsage, fmt.Errorf("unknown output format %q (want table or json)", output))
+				return exitcode.With(exitcode.Usage, fmt.Errorf("unknown output format %q (want table or json)", output))
 			}
 			ctx, err := conn.resolve(client.Context{})
 			if err != nil {
@@ -98,7 +99,7 @@ func (s *apiSession) login(ctx context.Context) error {
 		user, pw, envVar = s.ctx.ViewerUsername, &s.ctx.ViewerPassword, client.EnvViewerPassword
 	}
 	if user == "" {
-		return withExit(exitUsage, fmt.Errorf("no credentials: set %s, or %s and %s (or the viewer's)", client.EnvToken, client.EnvUsername, client.EnvPassword))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("no credentials: set %s, or %s and %s (or the viewer's)", client.EnvToken, client.EnvUsername, client.EnvPassword))
 	}
 	if err := fillPassword(s.cmd, "user", user, pw, envVar); err != nil {
 		return err

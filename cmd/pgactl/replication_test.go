@@ -17,6 +17,7 @@ import (
 
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
 
 func sampleTopology(id, name string) api.CollectorTopology {
@@ -144,7 +145,7 @@ func runReplicationCmd(t *testing.T, ctx context.Context, out io.Writer, args ..
 	cmd.SetErr(io.Discard)
 	cmd.SetArgs(args)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withExit(exitUsage, err) })
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.With(exitcode.Usage, err) })
 	return cmd.ExecuteContext(ctx)
 }
 
@@ -222,10 +223,10 @@ func TestReplicationCommand(t *testing.T) {
 		args []string
 		want int
 	}{
-		{"login refused", map[string]string{client.EnvViewerPassword: "wrong"}, []string{"--api-url", url}, exitAuth},
-		{"unreachable", nil, []string{"--api-url", closedPortURL(t)}, exitUnreachable},
-		{"no credentials", map[string]string{client.EnvViewerUsername: ""}, []string{"--api-url", url}, exitUsage},
-		{"bad output", nil, []string{"--api-url", url, "-o", "yaml"}, exitUsage},
+		{"login refused", map[string]string{client.EnvViewerPassword: "wrong"}, []string{"--api-url", url}, exitcode.Auth},
+		{"unreachable", nil, []string{"--api-url", closedPortURL(t)}, exitcode.Unreachable},
+		{"no credentials", map[string]string{client.EnvViewerUsername: ""}, []string{"--api-url", url}, exitcode.Usage},
+		{"bad output", nil, []string{"--api-url", url, "-o", "yaml"}, exitcode.Usage},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {

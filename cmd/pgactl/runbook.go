@@ -20,6 +20,7 @@ import (
 
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/runbook"
 	"github.com/pganalytics/pganalytics/smoke"
 )
@@ -48,13 +49,13 @@ func (s *runbookSource) runbook() (*runbook.Runbook, error) {
 	if path != "" && path != runbook.DefaultSource {
 		abs, err := filepath.Abs(path)
 		if err != nil {
-			return nil, withExit(exitUsage, err)
+			return nil, exitcode.With(exitcode.Usage, err)
 		}
 		path = abs
 	}
 	rb, err := runbook.Load(path)
 	if err != nil {
-		return nil, withExit(exitUsage, err)
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	return rb, nil
 }
@@ -64,7 +65,7 @@ func (s *runbookSource) store() (*runbook.Store, error) {
 	if dir == "" {
 		d, err := runbook.DefaultStateDir()
 		if err != nil {
-			return nil, withExit(exitUsage, err)
+			return nil, exitcode.With(exitcode.Usage, err)
 		}
 		dir = d
 	}
@@ -82,16 +83,16 @@ func loadEnv(nameOrPath, stateDir string) (*runbook.Environment, error) {
 	if runbook.IsFileRef(nameOrPath) {
 		abs, err := filepath.Abs(nameOrPath)
 		if err != nil {
-			return nil, withExit(exitUsage, err)
+			return nil, exitcode.With(exitcode.Usage, err)
 		}
 		nameOrPath = abs
 	}
 	env, err := runbook.LoadEnvironment(nameOrPath, stateDir)
 	if errors.Is(err, fs.ErrNotExist) && nameOrPath == "demo" {
-		return nil, withExit(exitUsage, fmt.Errorf("%w; is the demo running? start it with `make demo` (same --state-dir)", err))
+		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%w; is the demo running? start it with `make demo` (same --state-dir)", err))
 	}
 	if err != nil {
-		return nil, withExit(exitUsage, err)
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	return env, nil
 }
@@ -102,7 +103,7 @@ func checkOutput(output string, allowed ...string) error {
 			return nil
 		}
 	}
-	return withExit(exitUsage, fmt.Errorf("unknown output format %q (want %s)", output, strings.Join(allowed, "|")))
+	return exitcode.With(exitcode.Usage, fmt.Errorf("unknown output format %q (want %s)", output, strings.Join(allowed, "|")))
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -197,7 +198,7 @@ func newRunbookShowCmd() *cobra.Command {
 				}
 				data, err := os.ReadFile(src.file)
 				if err != nil {
-					return withExit(exitUsage, err)
+					return exitcode.With(exitcode.Usage, err)
 				}
 				_, err = w.Write(data)
 				return err
@@ -210,7 +211,7 @@ func newRunbookShowCmd() *cobra.Command {
 			if len(args) == 1 {
 				t, err := runbook.ParseTarget(args[0])
 				if err != nil {
-					return withExit(exitUsage, err)
+					return exitcode.With(exitcode.Usage, err)
 				}
 				targets = append(targets, t)
 			} else {
@@ -226,7 +227,7 @@ func newRunbookShowCmd() *cobra.Command {
 			for _, t := range targets {
 				p, steps, err := rb.Select(t)
 				if err != nil {
-					return withExit(exitUsage, err)
+					return exitcode.With(exitcode.Usage, err)
 				}
 				for _, s := range steps {
 					all = append(all, shown{Phase: p.ID, Step: s})
@@ -347,7 +348,7 @@ func newRunbookRunCmd() *cobra.Command {
 				target = args[0]
 			}
 			if target == "" && !f.resume {
-				return withExit(exitUsage, errors.New("name a phase or PHASE/STEP to run (pgactl runbook list), or --resume"))
+				return exitcode.With(exitcode.Usage, errors.New("name a phase or PHASE/STEP to run (pgactl runbook list), or --resume"))
 			}
 			return runRunbook(cmd, &f, target)
 		},
@@ -359,19 +360,19 @@ func newRunbookRunCmd() *cobra.Command {
 // runRunbook runs, resumes or previews a target; `runbook run` and `rollback` share it.
 func runRunbook(cmd *cobra.Command, f *runFlags, target string) error {
 	if f.confirmDestructive && !f.yes {
-		return withExit(exitUsage, errors.New("--confirm-destructive goes with --yes; interactively, type the step id when asked"))
+		return exitcode.With(exitcode.Usage, errors.New("--confirm-destructive goes with --yes; interactively, type the step id when asked"))
 	}
 	if f.runID != "" && !f.resume {
-		return withExit(exitUsage, errors.New("--run goes with --resume"))
+		return exitcode.With(exitcode.Usage, errors.New("--run goes with --resume"))
 	}
 	if f.resume && f.dryRun {
-		return withExit(exitUsage, errors.New("--dry-run previews a new run; it cannot be combined with --resume"))
+		return exitcode.With(exitcode.Usage, errors.New("--dry-run previews a new run; it cannot be combined with --resume"))
 	}
 	var t runbook.Target
 	if target != "" {
 		var err error
 		if t, err = runbook.ParseTarget(target); err != nil {
-			return withExit(exitUsage, err)
+			return exitcode.With(exitcode.Usage, err)
 		}
 	}
 	store, err := f.src.store()
@@ -381,17 +382,17 @@ func runRunbook(cmd *cobra.Command, f *runFlags, target string) error {
 	var resumed *runbook.RunState
 	if f.resume {
 		if resumed, err = findResumable(store, f.runID, target); err != nil {
-			return withExit(exitUsage, err)
+			return exitcode.With(exitcode.Usage, err)
 		}
 		if f.src.file != "" {
 			if abs, _ := filepath.Abs(f.src.file); abs != resumed.Runbook {
-				return withExit(exitUsage, fmt.Errorf("run %s used runbook %s; resume it without --file", resumed.ID, resumed.Runbook))
+				return exitcode.With(exitcode.Usage, fmt.Errorf("run %s used runbook %s; resume it without --file", resumed.ID, resumed.Runbook))
 			}
 		}
 		f.src.file = resumed.Runbook
 		if f.env != "" && f.env != resumed.Env {
 			if abs, _ := filepath.Abs(f.env); abs != resumed.Env {
-				return withExit(exitUsage, fmt.Errorf("run %s used environment %s; resume it without --env", resumed.ID, resumed.Env))
+				return exitcode.With(exitcode.Usage, fmt.Errorf("run %s used environment %s; resume it without --env", resumed.ID, resumed.Env))
 			}
 		}
 		f.env = resumed.Env
@@ -419,7 +420,7 @@ func runRunbook(cmd *cobra.Command, f *runFlags, target string) error {
 		Smoke:     envSmoke{env: env},
 	})
 	if err != nil {
-		return withExit(exitUsage, err)
+		return exitcode.With(exitcode.Usage, err)
 	}
 	if f.dryRun {
 		return printPlan(cmd.Context(), out, eng, env, t)
@@ -437,7 +438,7 @@ func runRunbook(cmd *cobra.Command, f *runFlags, target string) error {
 		st, err = eng.Run(cmd.Context(), t)
 	}
 	if st == nil {
-		return withExit(exitUsage, err)
+		return exitcode.With(exitcode.Usage, err)
 	}
 	fmt.Fprintf(out, "\nrun %s %s\n", st.ID, st.Status)
 	if err == nil {
@@ -462,7 +463,7 @@ func refuseDestructive(rb *runbook.Runbook, t runbook.Target, resumed *runbook.R
 	} else {
 		p, steps, err := rb.Select(t)
 		if err != nil {
-			return withExit(exitUsage, err)
+			return exitcode.With(exitcode.Usage, err)
 		}
 		for _, s := range steps {
 			if s.Destructive {
@@ -471,7 +472,7 @@ func refuseDestructive(rb *runbook.Runbook, t runbook.Target, resumed *runbook.R
 		}
 	}
 	if len(refs) > 0 {
-		return withExit(exitUsage, fmt.Errorf("destructive steps ahead (%s): with --yes, pass --confirm-destructive to run them, or run interactively",
+		return exitcode.With(exitcode.Usage, fmt.Errorf("destructive steps ahead (%s): with --yes, pass --confirm-destructive to run them, or run interactively",
 			strings.Join(refs, ", ")))
 	}
 	return nil
@@ -511,22 +512,22 @@ func findResumable(store *runbook.Store, id, target string) (*runbook.RunState, 
 func runExit(err error, yes bool) error {
 	switch {
 	case errors.Is(err, runbook.ErrNotConfirmed) && yes:
-		return withExit(exitUsage, fmt.Errorf("%w; with --yes, destructive steps also need --confirm-destructive", err))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("%w; with --yes, destructive steps also need --confirm-destructive", err))
 	case errors.Is(err, runbook.ErrNotConfirmed), errors.Is(err, runbook.ErrNoConfirmer):
-		return withExit(exitUsage, err)
+		return exitcode.With(exitcode.Usage, err)
 	case errors.Is(err, runbook.ErrAuth):
-		return withExit(exitAuth, err)
+		return exitcode.With(exitcode.Auth, err)
 	case errors.Is(err, runbook.ErrUnreachable):
-		return withExit(exitUnreachable, err)
+		return exitcode.With(exitcode.Unreachable, err)
 	}
-	return withExit(exitCheckFailed, err)
+	return exitcode.With(exitcode.CheckFailed, err)
 }
 
 // printPlan is --dry-run: every step as it would run; configuration problems exit 2.
 func printPlan(ctx context.Context, w io.Writer, eng *runbook.Engine, env *runbook.Environment, t runbook.Target) error {
 	plan, err := eng.Plan(ctx, t)
 	if err != nil {
-		return withExit(exitUsage, err)
+		return exitcode.With(exitcode.Usage, err)
 	}
 	fmt.Fprintf(w, "dry run of %s in environment %s: nothing is executed\n", t, env.Name)
 	if len(env.Commands) > 0 {
@@ -561,7 +562,7 @@ func printPlan(ctx context.Context, w io.Writer, eng *runbook.Engine, env *runbo
 		}
 	}
 	if len(broken) > 0 {
-		return withExit(exitUsage, fmt.Errorf("%d steps cannot run as configured: %s", len(broken), strings.Join(broken, ", ")))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("%d steps cannot run as configured: %s", len(broken), strings.Join(broken, ", ")))
 	}
 	fmt.Fprintf(w, "\n%d steps ready\n", len(plan))
 	return nil
@@ -754,7 +755,7 @@ func newRunbookStatusCmd() *cobra.Command {
 			if all {
 				runs, err := store.List()
 				if err != nil {
-					return withExit(exitUsage, err)
+					return exitcode.With(exitcode.Usage, err)
 				}
 				if output == "json" {
 					return writeJSON(w, runs)
@@ -774,7 +775,7 @@ func newRunbookStatusCmd() *cobra.Command {
 				st, err = store.Latest()
 			}
 			if err != nil {
-				return withExit(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			if output == "json" {
 				return writeJSON(w, st)
@@ -840,7 +841,7 @@ func newRunbookLogCmd() *cobra.Command {
 			if runID == "" {
 				st, err := store.Latest()
 				if err != nil {
-					return withExit(exitUsage, err)
+					return exitcode.With(exitcode.Usage, err)
 				}
 				runID = st.ID
 			}
@@ -848,7 +849,7 @@ func newRunbookLogCmd() *cobra.Command {
 			if output == "json" {
 				f, err := os.Open(store.AuditPath(runID))
 				if err != nil {
-					return withExit(exitUsage, err)
+					return exitcode.With(exitcode.Usage, err)
 				}
 				defer f.Close()
 				_, err = io.Copy(w, f)
@@ -856,7 +857,7 @@ func newRunbookLogCmd() *cobra.Command {
 			}
 			recs, err := store.ReadAudit(runID)
 			if err != nil {
-				return withExit(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			for _, r := range recs {
 				printAuditRecord(w, r)
@@ -935,14 +936,14 @@ func newRunbookEnvCmd() *cobra.Command {
 				if runbook.IsFileRef(name) {
 					data, err := os.ReadFile(name)
 					if err != nil {
-						return withExit(exitUsage, err)
+						return exitcode.With(exitcode.Usage, err)
 					}
 					_, err = w.Write(data)
 					return err
 				}
 				data, ok := runbook.EnvironmentTOML(name)
 				if !ok {
-					return withExit(exitUsage, fmt.Errorf("no shipped environment %q (shipped: %s)", name, strings.Join(runbook.EnvironmentNames(), ", ")))
+					return exitcode.With(exitcode.Usage, fmt.Errorf("no shipped environment %q (shipped: %s)", name, strings.Join(runbook.EnvironmentNames(), ", ")))
 				}
 				_, err := w.Write(data)
 				return err

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
 
 // pgactlRun runs the root command with stdin and returns stdout+stderr and the exit code.
@@ -96,16 +98,16 @@ func TestRunbookCommandRunAndResume(t *testing.T) {
 
 	// Non-interactive: the destructive step needs --confirm-destructive.
 	out, code := run("", "runbook", "run", "deploy", "--yes")
-	if code != exitUsage || !strings.Contains(out, "--confirm-destructive") {
+	if code != exitcode.Usage || !strings.Contains(out, "--confirm-destructive") {
 		t.Fatalf("--yes without --confirm-destructive: exit %d\n%s", code, out)
 	}
-	if _, code := run("", "runbook", "run", "deploy", "--confirm-destructive"); code != exitUsage {
+	if _, code := run("", "runbook", "run", "deploy", "--confirm-destructive"); code != exitcode.Usage {
 		t.Errorf("--confirm-destructive without --yes: exit %d, want 2", code)
 	}
 
 	// Interactive: confirm the manual step, mistype then type the destructive step's id; verify fails.
 	out, code = run("y\nwipe-it\nwipe\na\n", "runbook", "run", "deploy")
-	if code != exitCheckFailed {
+	if code != exitcode.CheckFailed {
 		t.Fatalf("interactive run: exit %d, want 1\n%s", code, out)
 	}
 	for _, want := range []string{"[ ] change reviewed", "hello from the environment", "is DESTRUCTIVE", `"wipe-it" is not the step id`,
@@ -120,7 +122,7 @@ func TestRunbookCommandRunAndResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code = pgactlRun(t, "", "runbook", "run", "--resume", "--state-dir", flags[5])
-	if code != exitOK || !strings.Contains(out, "resuming run") {
+	if code != exitcode.OK || !strings.Contains(out, "resuming run") {
 		t.Fatalf("resume: exit %d\n%s", code, out)
 	}
 	log, _ := os.ReadFile(filepath.Join(work, "log"))
@@ -130,11 +132,11 @@ func TestRunbookCommandRunAndResume(t *testing.T) {
 
 	state := flags[4:6]
 	out, code = pgactlRun(t, "", append([]string{"runbook", "status"}, state...)...)
-	if code != exitOK || !strings.Contains(out, "succeeded") || !strings.Contains(out, "deploy/verify") {
+	if code != exitcode.OK || !strings.Contains(out, "succeeded") || !strings.Contains(out, "deploy/verify") {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
 	out, code = pgactlRun(t, "", append([]string{"runbook", "log"}, state...)...)
-	if code != exitOK || !strings.Contains(out, "deploy/wipe: destructive prompt: proceed") || !strings.Contains(out, "$ echo built") {
+	if code != exitcode.OK || !strings.Contains(out, "deploy/wipe: destructive prompt: proceed") || !strings.Contains(out, "$ echo built") {
 		t.Errorf("log: exit %d\n%s", code, out)
 	}
 	out, _ = pgactlRun(t, "", append([]string{"runbook", "log", "-o", "json"}, state...)...)
@@ -166,15 +168,15 @@ func TestRunbookCommandExitCodes(t *testing.T) {
 		code int
 		want string
 	}{
-		{"list", append([]string{"runbook", "list"}, file...), exitOK, "deploy/wipe"},
-		{"show a step", append([]string{"runbook", "show", "deploy/wipe"}, file...), exitOK, "DESTRUCTIVE"},
-		{"unknown phase", []string{"runbook", "run", "nope", "--yes"}, exitUsage, `no phase "nope"`},
-		{"no target", []string{"runbook", "run"}, exitUsage, "name a phase"},
-		{"unreachable API", []string{"runbook", "run", "probe", "--yes"}, exitUnreachable, "unreachable"},
-		{"dry run", []string{"runbook", "run", "deploy", "--dry-run"}, exitOK, "cannot simulate 1 steps"},
-		{"malformed runbook", []string{"runbook", "list", "--file", bad}, exitUsage, "bad.toml:9:"},
-		{"bad output", append([]string{"runbook", "list", "-o", "yaml"}, file...), exitUsage, "unknown output format"},
-		{"env shows variables", []string{"runbook", "env", flags[3]}, exitOK, "loopback only"},
+		{"list", append([]string{"runbook", "list"}, file...), exitcode.OK, "deploy/wipe"},
+		{"show a step", append([]string{"runbook", "show", "deploy/wipe"}, file...), exitcode.OK, "DESTRUCTIVE"},
+		{"unknown phase", []string{"runbook", "run", "nope", "--yes"}, exitcode.Usage, `no phase "nope"`},
+		{"no target", []string{"runbook", "run"}, exitcode.Usage, "name a phase"},
+		{"unreachable API", []string{"runbook", "run", "probe", "--yes"}, exitcode.Unreachable, "unreachable"},
+		{"dry run", []string{"runbook", "run", "deploy", "--dry-run"}, exitcode.OK, "cannot simulate 1 steps"},
+		{"malformed runbook", []string{"runbook", "list", "--file", bad}, exitcode.Usage, "bad.toml:9:"},
+		{"bad output", append([]string{"runbook", "list", "-o", "yaml"}, file...), exitcode.Usage, "unknown output format"},
+		{"env shows variables", []string{"runbook", "env", flags[3]}, exitcode.OK, "loopback only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,7 +199,7 @@ func TestRunbookShippedDefaults(t *testing.T) {
 	t.Setenv("PGACTL_ENV", "")
 
 	out, code := pgactlRun(t, "", "runbook", "list")
-	if code != exitOK {
+	if code != exitcode.OK {
 		t.Fatalf("list: %d\n%s", code, out)
 	}
 	for _, phase := range []string{"pre-deployment", "staging", "production", "monitoring", "rollback"} {
@@ -207,7 +209,7 @@ func TestRunbookShippedDefaults(t *testing.T) {
 	}
 	// The default environment is the demo: without a running demo it says how to start one.
 	out, code = pgactlRun(t, "", "runbook", "run", "staging", "--dry-run")
-	if code != exitUsage || !strings.Contains(out, "make demo") {
+	if code != exitcode.Usage || !strings.Contains(out, "make demo") {
 		t.Errorf("dry run without a demo: exit %d\n%s", code, out)
 	}
 	demoDir := filepath.Join(state, "demo")
@@ -222,7 +224,7 @@ func TestRunbookShippedDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code = pgactlRun(t, "", "rollback", "--dry-run")
-	if code != exitOK {
+	if code != exitcode.OK {
 		t.Fatalf("rollback --dry-run: exit %d\n%s", code, out)
 	}
 	for _, want := range []string{"rollback/stop", "rollback/restore", `asks the operator to type "restore"`, "pg_restore", "10 steps ready"} {
@@ -239,7 +241,7 @@ func TestRunbookShippedDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code = pgactlRun(t, "", "runbook", "run", "staging/health", "--yes")
-	if code != exitUsage || !strings.Contains(out, "loopback") {
+	if code != exitcode.Usage || !strings.Contains(out, "loopback") {
 		t.Errorf("remote demo env: exit %d\n%s", code, out)
 	}
 }

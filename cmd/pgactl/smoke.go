@@ -17,6 +17,7 @@ import (
 
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/smoke"
 )
 
@@ -58,7 +59,7 @@ func (f *apiFlags) resolve(extra client.Context) (client.Context, error) {
 	extra.InsecureSkipVerify = f.insecure
 	c, err := client.ResolveContext(extra, f.configPath, os.Getenv)
 	if err != nil {
-		return c, withExit(exitUsage, err)
+		return c, exitcode.With(exitcode.Usage, err)
 	}
 	return c, nil
 }
@@ -69,7 +70,7 @@ func (f *apiFlags) newClient(c client.Context) (*client.Client, error) {
 	opts.UserAgent = "pgactl/" + buildinfo.String()
 	cl, err := client.New(opts)
 	if err != nil {
-		return nil, withExit(exitUsage, err)
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	return cl, nil
 }
@@ -82,17 +83,17 @@ func fillPassword(cmd *cobra.Command, who, username string, password *string, en
 	}
 	fd := os.Stdin.Fd()
 	if !term.IsTerminal(fd) {
-		return withExit(exitUsage, fmt.Errorf("no password for %s %q: set %s, a password file, or run on a terminal to be prompted", who, username, envVar))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("no password for %s %q: set %s, a password file, or run on a terminal to be prompted", who, username, envVar))
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "Password for %s %q: ", who, username)
 	pw, err := term.ReadPassword(fd)
 	fmt.Fprintln(cmd.ErrOrStderr())
 	if err != nil {
-		return withExit(exitUsage, fmt.Errorf("read password: %w", err))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("read password: %w", err))
 	}
 	*password = strings.TrimRight(string(pw), "\r\n")
 	if *password == "" {
-		return withExit(exitUsage, fmt.Errorf("empty password for %s %q", who, username))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("empty password for %s %q", who, username))
 	}
 	return nil
 }
@@ -103,15 +104,15 @@ func exitFor(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, client.ErrUnreachable):
-		return withExit(exitUnreachable, err)
+		return exitcode.With(exitcode.Unreachable, err)
 	case errors.Is(err, smoke.ErrAuthFailed):
-		return withExit(exitAuth, err)
+		return exitcode.With(exitcode.Auth, err)
 	}
 	var apiErr *client.APIError
 	if errors.As(err, &apiErr) && (apiErr.Status == 401 || apiErr.Status == 403) {
-		return withExit(exitAuth, err)
+		return exitcode.With(exitcode.Auth, err)
 	}
-	return withExit(exitCheckFailed, err)
+	return exitcode.With(exitcode.CheckFailed, err)
 }
 
 func newSmokeCmd() *cobra.Command {
@@ -151,16 +152,16 @@ Exit codes: 0 all passed, 1 a check failed, 2 usage or config error, 3 API unrea
 			if databaseURL != "" {
 				if u, err := url.Parse(databaseURL); err == nil && u.User != nil {
 					if _, has := u.User.Password(); has {
-						return withExit(exitUsage, fmt.Errorf("--database-url holds a password: set %s or database_url in the contexts file instead", client.EnvDatabaseURL))
+						return exitcode.With(exitcode.Usage, fmt.Errorf("--database-url holds a password: set %s or database_url in the contexts file instead", client.EnvDatabaseURL))
 					}
 				}
 			}
 			if certMinDays <= 0 || rateRequests <= 0 || checkTimeout <= 0 {
-				return withExit(exitUsage, errors.New("--cert-min-days, --rate-limit-requests and --check-timeout must be positive"))
+				return exitcode.With(exitcode.Usage, errors.New("--cert-min-days, --rate-limit-requests and --check-timeout must be positive"))
 			}
 			rep, err := smoke.NewReporter(output, out)
 			if err != nil {
-				return withExit(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			ctx, err := conn.resolve(client.Context{DatabaseURL: databaseURL})
 			if err != nil {
@@ -186,7 +187,7 @@ Exit codes: 0 all passed, 1 a check failed, 2 usage or config error, 3 API unrea
 			cfg.Only, cfg.Skip = only, skip
 			suite, err := smoke.New(cfg)
 			if err != nil {
-				return withExit(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			return runSmoke(cmd.Context(), cmd.ErrOrStderr(), cl, suite, rep, retryTimeout)
 		},
@@ -220,14 +221,14 @@ func runSmoke(ctx context.Context, stderr io.Writer, cl *client.Client, suite *s
 	if retryTimeout > 0 {
 		if err := smoke.WaitHealthy(ctx, cl, retryTimeout); err != nil {
 			if errors.Is(err, client.ErrUnreachable) {
-				return withExit(exitUnreachable, err)
+				return exitcode.With(exitcode.Unreachable, err)
 			}
 			// Reachable but unhealthy: run anyway, the health check will say why.
 			fmt.Fprintln(stderr, "pgactl: warning:", err)
 		}
 	}
 	if err := rep.Start(suite.Selected()); err != nil {
-		return withExit(exitUsage, err)
+		return exitcode.With(exitcode.Usage, err)
 	}
 	var writeErr error
 	sum, err := suite.Stream(ctx, func(r smoke.Result) {
@@ -242,10 +243,10 @@ func runSmoke(ctx context.Context, stderr io.Writer, cl *client.Client, suite *s
 		writeErr = err
 	}
 	if writeErr != nil {
-		return withExit(exitUsage, fmt.Errorf("write report: %w", writeErr))
+		return exitcode.With(exitcode.Usage, fmt.Errorf("write report: %w", writeErr))
 	}
 	if sum.Failed > 0 {
-		return withExit(exitCheckFailed, fmt.Errorf("%d of %d checks failed", sum.Failed, sum.Passed+sum.Failed+sum.Skipped))
+		return exitcode.With(exitcode.CheckFailed, fmt.Errorf("%d of %d checks failed", sum.Failed, sum.Passed+sum.Failed+sum.Skipped))
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pganalytics/pganalytics/client"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
 
 // isolateEnv clears every variable pgactl reads, so a developer's own contexts file or environment
@@ -35,16 +35,7 @@ func isolateEnv(t *testing.T) {
 	}
 }
 
-func exitCode(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	return exitUsage
-}
+func exitCode(err error) int { return exitcode.Of(err, exitcode.Usage) }
 
 func closedPortURL(t *testing.T) string {
 	t.Helper()
@@ -96,7 +87,7 @@ func runSmokeCmd(t *testing.T, args ...string) (string, error) {
 	cmd.SetErr(io.Discard)
 	cmd.SetArgs(args)
 	cmd.SilenceUsage, cmd.SilenceErrors = true, true
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withExit(exitUsage, err) })
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.With(exitcode.Usage, err) })
 	err := cmd.ExecuteContext(context.Background())
 	return out.String(), err
 }
@@ -112,20 +103,20 @@ func TestSmokeCommandExitCodes(t *testing.T) {
 		want int
 		out  string
 	}{
-		{"list", nil, []string{"--list"}, exitOK, "rate-limit"},
-		{"passing check", nil, []string{"--api-url", healthy, "--only", "health"}, exitOK, "PASS  health"},
-		{"failing check", nil, []string{"--api-url", degraded, "--only", "health", "-o", "json"}, exitCheckFailed, `"status": "fail"`},
-		{"unreachable", nil, []string{"--api-url", closedPortURL(t)}, exitUnreachable, ""},
-		{"admin login refused", map[string]string{client.EnvPassword: "wrong"}, []string{"--api-url", healthy, "--username", "admin"}, exitAuth, ""},
-		{"admin login refused, password from a file", nil, []string{"--api-url", healthy, "--username", "admin", "--password-file", wrongPasswordFile(t)}, exitAuth, ""},
-		{"missing password file", nil, []string{"--api-url", healthy, "--username", "admin", "--password-file", "/nonexistent/pw"}, exitUsage, ""},
-		{"no API URL", nil, nil, exitUsage, ""},
-		{"unknown check", nil, []string{"--api-url", healthy, "--skip", "nope"}, exitUsage, ""},
-		{"unknown format", nil, []string{"--api-url", healthy, "-o", "xml"}, exitUsage, ""},
-		{"password without terminal", nil, []string{"--api-url", healthy, "--username", "admin"}, exitUsage, ""},
-		{"password in --database-url", nil, []string{"--api-url", healthy, "--database-url", "postgres://u:pw@h/db"}, exitUsage, ""},
-		{"bad flag", nil, []string{"--no-such-flag"}, exitUsage, ""},
-		{"zero cert days", nil, []string{"--api-url", healthy, "--cert-min-days", "0"}, exitUsage, ""},
+		{"list", nil, []string{"--list"}, exitcode.OK, "rate-limit"},
+		{"passing check", nil, []string{"--api-url", healthy, "--only", "health"}, exitcode.OK, "PASS  health"},
+		{"failing check", nil, []string{"--api-url", degraded, "--only", "health", "-o", "json"}, exitcode.CheckFailed, `"status": "fail"`},
+		{"unreachable", nil, []string{"--api-url", closedPortURL(t)}, exitcode.Unreachable, ""},
+		{"admin login refused", map[string]string{client.EnvPassword: "wrong"}, []string{"--api-url", healthy, "--username", "admin"}, exitcode.Auth, ""},
+		{"admin login refused, password from a file", nil, []string{"--api-url", healthy, "--username", "admin", "--password-file", wrongPasswordFile(t)}, exitcode.Auth, ""},
+		{"missing password file", nil, []string{"--api-url", healthy, "--username", "admin", "--password-file", "/nonexistent/pw"}, exitcode.Usage, ""},
+		{"no API URL", nil, nil, exitcode.Usage, ""},
+		{"unknown check", nil, []string{"--api-url", healthy, "--skip", "nope"}, exitcode.Usage, ""},
+		{"unknown format", nil, []string{"--api-url", healthy, "-o", "xml"}, exitcode.Usage, ""},
+		{"password without terminal", nil, []string{"--api-url", healthy, "--username", "admin"}, exitcode.Usage, ""},
+		{"password in --database-url", nil, []string{"--api-url", healthy, "--database-url", "postgres://u:pw@h/db"}, exitcode.Usage, ""},
+		{"bad flag", nil, []string{"--no-such-flag"}, exitcode.Usage, ""},
+		{"zero cert days", nil, []string{"--api-url", healthy, "--cert-min-days", "0"}, exitcode.Usage, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +130,7 @@ func TestSmokeCommandExitCodes(t *testing.T) {
 			if !strings.Contains(out, tt.out) {
 				t.Errorf("output lacks %q:\n%s", tt.out, out)
 			}
-			if tt.want == exitCheckFailed {
+			if tt.want == exitcode.CheckFailed {
 				var report map[string]any
 				if err := json.Unmarshal([]byte(out), &report); err != nil {
 					t.Errorf("-o json output is not JSON: %v", err)

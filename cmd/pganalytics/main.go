@@ -19,32 +19,11 @@ import (
 	"github.com/pganalytics/pganalytics/collector/config"
 	"github.com/pganalytics/pganalytics/collector/sender"
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
 
 // Exit codes shared by every pgAnalytics command line.
-const (
-	exitCheckFailed = 1
-	exitUsage       = 2
-	exitUnreachable = 3
-	exitAuth        = 4
-)
-
 const defaultConfig = "/etc/pganalytics/collector.toml"
-
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-func withExit(code int, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &exitError{code: code, err: err}
-}
 
 // apiExit maps an API failure to an exit code.
 func apiExit(err error) error {
@@ -53,13 +32,13 @@ func apiExit(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, sender.ErrUnauthorized):
-		return withExit(exitAuth, err)
+		return exitcode.With(exitcode.Auth, err)
 	case errors.As(err, &apiErr) && (apiErr.Status == 401 || apiErr.Status == 403):
-		return withExit(exitAuth, err)
+		return exitcode.With(exitcode.Auth, err)
 	case errors.Is(err, client.ErrUnreachable):
-		return withExit(exitUnreachable, err)
+		return exitcode.With(exitcode.Unreachable, err)
 	}
-	return withExit(exitCheckFailed, err)
+	return exitcode.With(exitcode.CheckFailed, err)
 }
 
 func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
@@ -78,7 +57,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 			}
 			a, err := agent.New(cfg, log)
 			if err != nil {
-				return withExit(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			ctx := cmd.Context()
 			if dryRun {
@@ -86,9 +65,9 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 				a.Close(context.WithoutCancel(ctx))
 				switch {
 				case res.Unreachable > 0:
-					return withExit(exitUnreachable, fmt.Errorf("%d instance(s) unreachable", res.Unreachable))
+					return exitcode.With(exitcode.Unreachable, fmt.Errorf("%d instance(s) unreachable", res.Unreachable))
 				case res.MissingPrivileges > 0 || res.FailedFamilies > 0:
-					return withExit(exitCheckFailed, fmt.Errorf("%d missing privilege(s), %d failed query(ies)", res.MissingPrivileges, res.FailedFamilies))
+					return exitcode.With(exitcode.CheckFailed, fmt.Errorf("%d missing privilege(s), %d failed query(ies)", res.MissingPrivileges, res.FailedFamilies))
 				}
 				return nil
 			}
@@ -114,7 +93,7 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 			fmt.Fprintln(stdout, "pganalytics", buildinfo.String())
 		},
 	})
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withExit(exitUsage, err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.With(exitcode.Usage, err) })
 	return root
 }
 
@@ -132,15 +111,15 @@ func newRegisterCmd(configPath *string, stdout, stderr io.Writer, getenv func(st
 			}
 			secret, err := agent.ReadSecret(secretFile, getenv("REGISTRATION_SECRET"))
 			if err != nil {
-				return withExit(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			c, err := newClient(cfg, "")
 			if err != nil {
-				return withExit(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			resp, err := agent.Register(cmd.Context(), c, secret, cfg.Collector.Name, cfg.Collector.Hostname, cfg.API.TokenFile, force)
 			if errors.Is(err, agent.ErrAlreadyRegistered) {
-				return withExit(exitUsage, err)
+				return exitcode.With(exitcode.Usage, err)
 			}
 			if err != nil {
 				return apiExit(err)
@@ -159,11 +138,11 @@ func newRegisterCmd(configPath *string, stdout, stderr io.Writer, getenv func(st
 func load(path string, stderr io.Writer) (*config.Config, *slog.Logger, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, nil, withExit(exitUsage, err)
+		return nil, nil, exitcode.With(exitcode.Usage, err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.Collector.LogLevel)); err != nil {
-		return nil, nil, withExit(exitUsage, err)
+		return nil, nil, exitcode.With(exitcode.Usage, err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(stderr, opts)
@@ -189,11 +168,11 @@ func newClient(cfg *config.Config, token string) (*client.Client, error) {
 func apiClient(cfg *config.Config) (*client.Client, error) {
 	token, err := agent.ReadToken(cfg.API.TokenFile)
 	if err != nil {
-		return nil, withExit(exitUsage, err)
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	c, err := newClient(cfg, token)
 	if err != nil {
-		return nil, withExit(exitUsage, err)
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	return c, nil
 }
@@ -214,10 +193,6 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 		return 0
 	}
 	fmt.Fprintln(stderr, "pganalytics:", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
 	// Anything cobra itself refused (unknown command or flag) is a usage error.
-	return exitUsage
+	return exitcode.Of(err, exitcode.Usage)
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
 
 func writeConfig(t *testing.T, apiURL, extra string) (path, tokenFile string) {
@@ -80,16 +81,16 @@ func TestCommandLine(t *testing.T) {
 		tokenSet bool
 	}{
 		{name: "version", args: []string{"version"}, code: 0, stdout: "pganalytics "},
-		{name: "unknown flag", args: []string{"--nope"}, code: exitUsage, stderr: "unknown flag"},
-		{name: "unknown key", args: []string{"--config", badCfg, "--dry-run"}, code: exitUsage, stderr: `collector.toml:14:1: unknown key "pg_replication.enabeld"`},
-		{name: "missing config", args: []string{"--config", "/nonexistent.toml"}, code: exitUsage, stderr: "open config"},
-		{name: "dry run with an unreachable instance", args: []string{"--config", cfgPath, "--dry-run"}, code: exitUnreachable, stdout: "UNREACHABLE"},
-		{name: "run without a token", args: []string{"--config", cfgPath}, code: exitUsage, stderr: "pganalytics register"},
-		{name: "register without secret", args: []string{"register", "--config", cfgPath}, code: exitUsage, stderr: "REGISTRATION_SECRET"},
-		{name: "register with a wrong secret", args: []string{"register", "--config", cfgPath}, env: map[string]string{"REGISTRATION_SECRET": "wrong"}, code: exitAuth, stderr: "bad registration secret"},
+		{name: "unknown flag", args: []string{"--nope"}, code: exitcode.Usage, stderr: "unknown flag"},
+		{name: "unknown key", args: []string{"--config", badCfg, "--dry-run"}, code: exitcode.Usage, stderr: `collector.toml:14:1: unknown key "pg_replication.enabeld"`},
+		{name: "missing config", args: []string{"--config", "/nonexistent.toml"}, code: exitcode.Usage, stderr: "open config"},
+		{name: "dry run with an unreachable instance", args: []string{"--config", cfgPath, "--dry-run"}, code: exitcode.Unreachable, stdout: "UNREACHABLE"},
+		{name: "run without a token", args: []string{"--config", cfgPath}, code: exitcode.Usage, stderr: "pganalytics register"},
+		{name: "register without secret", args: []string{"register", "--config", cfgPath}, code: exitcode.Usage, stderr: "REGISTRATION_SECRET"},
+		{name: "register with a wrong secret", args: []string{"register", "--config", cfgPath}, env: map[string]string{"REGISTRATION_SECRET": "wrong"}, code: exitcode.Auth, stderr: "bad registration secret"},
 		{name: "register", args: []string{"register", "--config", cfgPath}, env: map[string]string{"REGISTRATION_SECRET": "right-secret"}, code: 0, stdout: "registered collector cli-test (c-1)", tokenSet: true},
-		{name: "register twice", args: []string{"register", "--config", cfgPath}, env: map[string]string{"REGISTRATION_SECRET": "right-secret"}, code: exitUsage, stderr: "--force"},
-		{name: "secret on the command line is refused", args: []string{"register", "--config", cfgPath, "--secret", "x"}, code: exitUsage, stderr: "unknown flag"},
+		{name: "register twice", args: []string{"register", "--config", cfgPath}, env: map[string]string{"REGISTRATION_SECRET": "right-secret"}, code: exitcode.Usage, stderr: "--force"},
+		{name: "secret on the command line is refused", args: []string{"register", "--config", cfgPath, "--secret", "x"}, code: exitcode.Usage, stderr: "unknown flag"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
