@@ -29,6 +29,8 @@ const (
 	defaultUserAgent = "pganalytics-client"
 	// defaultStreamIdle is four of the server's 15 s heartbeats.
 	defaultStreamIdle = 60 * time.Second
+	// maxRateLimitWait is the longest Retry-After a call waits out; a longer one is returned at once.
+	maxRateLimitWait = 30 * time.Second
 )
 
 // Options configures a Client.
@@ -40,6 +42,9 @@ type Options struct {
 	InsecureSkipVerify bool
 	Timeout            time.Duration // per request, default 10s; the SSE stream has no overall timeout
 	UserAgent          string
+	// RateLimitRetries is how many 429 answers (with a Retry-After of at most 30 s) one call waits out
+	// before it returns the 429. Zero, the default, returns the first one.
+	RateLimitRetries int
 }
 
 // Client talks to one pgAnalytics API server. It is safe for concurrent use; WithToken returns a
@@ -52,7 +57,8 @@ type Client struct {
 	stream    *resty.Client // long-lived requests (SSE): same transport, no overall timeout
 	// streamIdle ends an event stream that delivered nothing, not even a heartbeat, for this long:
 	// a connection that died silently must not hang a watcher forever.
-	streamIdle time.Duration
+	streamIdle       time.Duration
+	rateLimitRetries int
 }
 
 // New validates opts and builds a Client. It does no I/O besides reading the CA and certificate files.
@@ -96,6 +102,8 @@ func New(opts Options) (*Client, error) {
 		rest:       newRest(timeout),
 		stream:     newRest(0),
 		streamIdle: defaultStreamIdle,
+
+		rateLimitRetries: max(opts.RateLimitRetries, 0),
 	}, nil
 }
 
@@ -103,6 +111,13 @@ func New(opts Options) (*Client, error) {
 func (c *Client) WithToken(token string) *Client {
 	cp := *c
 	cp.token = token
+	return &cp
+}
+
+// WithRateLimitRetries returns a copy that waits out up to n 429 answers per call (see Options).
+func (c *Client) WithRateLimitRetries(n int) *Client {
+	cp := *c
+	cp.rateLimitRetries = max(n, 0)
 	return &cp
 }
 

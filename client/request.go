@@ -42,6 +42,33 @@ func (c *Client) newRequest(ctx context.Context, rc *resty.Client) *resty.Reques
 
 // do sends a typed call. Any status outside cl.want is an *APIError carrying the decoded body.
 func (c *Client) do(ctx context.Context, cl call) (response, error) {
+	for waits := 0; ; waits++ {
+		out, err := c.doOnce(ctx, cl)
+		if err != nil && out.status == http.StatusTooManyRequests && c.waitRateLimit(ctx, waits, out.header) {
+			continue
+		}
+		return out, err
+	}
+}
+
+// waitRateLimit waits out a 429's Retry-After when the client is allowed one more wait; false means
+// the 429 stands.
+func (c *Client) waitRateLimit(ctx context.Context, waits int, h http.Header) bool {
+	d := ParseRetryAfter(h.Get("Retry-After"), time.Now())
+	if waits >= c.rateLimitRetries || d <= 0 || d > maxRateLimitWait {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (c *Client) doOnce(ctx context.Context, cl call) (response, error) {
 	r := c.newRequest(ctx, c.rest)
 	if cl.pathID != "" {
 		r.SetPathParam("id", cl.pathID)
@@ -108,11 +135,22 @@ type RawResponse struct {
 }
 
 // Do sends req with the client's TLS settings and token (use WithToken("") for an anonymous probe).
-// Only transport failures are errors; every HTTP status is returned as is.
+// Only transport failures are errors; every HTTP status is returned as is (a 429 only once the
+// client's rate-limit waits are spent).
 func (c *Client) Do(ctx context.Context, req RawRequest) (RawResponse, error) {
 	if req.Method == "" {
 		req.Method = http.MethodGet
 	}
+	for waits := 0; ; waits++ {
+		out, err := c.doRaw(ctx, req)
+		if err == nil && out.Status == http.StatusTooManyRequests && c.waitRateLimit(ctx, waits, out.Header) {
+			continue
+		}
+		return out, err
+	}
+}
+
+func (c *Client) doRaw(ctx context.Context, req RawRequest) (RawResponse, error) {
 	r := c.newRequest(ctx, c.rest)
 	for k, vs := range req.Header {
 		for _, v := range vs {

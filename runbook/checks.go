@@ -18,6 +18,9 @@ import (
 	"github.com/pganalytics/pganalytics/internal/api"
 )
 
+// rateLimitWaits is how many 429 answers one check request waits out before it fails.
+const rateLimitWaits = 5
+
 // metricsWindow is how far back the api-metrics check looks for samples.
 const metricsWindow = 10 * time.Minute
 
@@ -67,8 +70,10 @@ func (e *Engine) apiClient(s *Step) (*client.Client, error) {
 			return nil, fmt.Errorf("environment %s is loopback-only: %w", e.env.Name, err)
 		}
 	}
+	// A 429 is the API asking to wait (e.g. right after the smoke suite spent the budget), not a failed
+	// check: calls wait out a few.
 	return client.New(client.Options{BaseURL: base, CAFile: e.env.CAFile, Timeout: s.EffectiveTimeout(),
-		UserAgent: "pgactl-runbook"})
+		UserAgent: "pgactl-runbook", RateLimitRetries: rateLimitWaits})
 }
 
 // classifyHTTP marks unreachable servers and refused credentials.
@@ -279,18 +284,21 @@ LEFT JOIN pg_catalog.pg_roles AS r ON r.rolname = want.name`, role).Scan(&exists
 	return fmt.Errorf("role %q is not granted pg_monitor; run GRANT pg_monitor TO %s", role, role)
 }
 
+// checkRegistration registers a collector with the shared secret. Given an operator's credentials
+// (username, password) it deregisters that collector again, so the check leaves nothing behind and
+// can run any number of times.
 func (e *Engine) checkRegistration(ctx context.Context, s *Step, out *lineWriter) error {
 	c, err := e.apiClient(s)
 	if err != nil {
 		return err
 	}
-	var vals [3]string
-	for i, f := range []string{s.Secret, s.Name, s.Hostname} {
+	var vals [5]string
+	for i, f := range []string{s.Secret, s.Name, s.Hostname, s.Username, s.Password} {
 		if vals[i], err = e.env.expandStep(f); err != nil {
 			return err
 		}
 	}
-	secret, name, hostname := vals[0], vals[1], vals[2]
+	secret, name, hostname, user, password := vals[0], vals[1], vals[2], vals[3], vals[4]
 	rr, err := c.Register(ctx, secret, api.RegisterRequest{Name: name, Hostname: hostname})
 	if err != nil {
 		return classifyHTTP(fmt.Errorf("register: %w", err))
@@ -300,6 +308,17 @@ func (e *Engine) checkRegistration(ctx context.Context, s *Step, out *lineWriter
 	}
 	out.println(fmt.Sprintf("POST %s%s/collectors/register: collector %q (%s) registered as %s; token received (%d bytes, not shown)",
 		c.BaseURL(), client.APIPrefix, name, hostname, rr.CollectorID, len(rr.Token)))
+	if user == "" {
+		return nil
+	}
+	tp, err := c.Login(ctx, user, password)
+	if err != nil {
+		return classifyHTTP(fmt.Errorf("login as %s to deregister the check's collector: %w", user, err))
+	}
+	if err := c.WithToken(tp.AccessToken).DeleteCollector(ctx, rr.CollectorID); err != nil {
+		return classifyHTTP(fmt.Errorf("deregister %s: %w", rr.CollectorID, err))
+	}
+	out.println(fmt.Sprintf("DELETE %s%s/collectors/%s: deregistered again (token revoked)", c.BaseURL(), client.APIPrefix, rr.CollectorID))
 	return nil
 }
 

@@ -92,6 +92,17 @@ secret = "${REGISTRATION_SECRET}"
 name = "test-collector"
 hostname = "localhost"
 [[phase.step]]
+id = "register-and-clean-up"
+title = "Register, then deregister"
+kind = "check"
+check = "registration"
+url = "${API_URL}"
+secret = "${REGISTRATION_SECRET}"
+name = "test-collector-2"
+hostname = "localhost"
+username = "${API_USERNAME}"
+password = "${API_PASSWORD}"
+[[phase.step]]
 id = "metrics"
 title = "Metrics"
 kind = "check"
@@ -124,12 +135,13 @@ password = "${API_PASSWORD}"
 	if _, err := os.Stat(filepath.Join(work, "installed")); err != nil {
 		t.Errorf("command step did not run: %v", err)
 	}
-	if fake.registrations != 1 {
-		t.Errorf("registrations = %d, want 1", fake.registrations)
+	if fake.registrations != 2 || fake.deletions != 1 {
+		t.Errorf("registrations = %d, deletions = %d, want 2 and 1 (the step with credentials cleans up)",
+			fake.registrations, fake.deletions)
 	}
 	out := strings.Join(rec.lines(), "\n")
 	for _, want := range []string{"hello world", "installing to " + work + " with token " + Redacted, "status healthy",
-		"ok       X-Frame-Options: DENY", "token received", "3 samples", "NOINHERIT member of pg_monitor", "(1 row)"} {
+		"ok       X-Frame-Options: DENY", "token received", "deregistered again", "3 samples", "NOINHERIT member of pg_monitor", "(1 row)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -137,7 +149,7 @@ password = "${API_PASSWORD}"
 
 	// The persisted state and the audit log: complete, and free of secrets.
 	loaded, err := e.Store().Load(st.ID)
-	if err != nil || loaded.Status != StatusSucceeded || len(loaded.Steps) != 10 {
+	if err != nil || loaded.Status != StatusSucceeded || len(loaded.Steps) != 11 {
 		t.Fatalf("persisted state %+v, %v", loaded, err)
 	}
 	recs := readAuditFile(t, e, st.ID)
@@ -478,6 +490,41 @@ func TestChecksReportFailures(t *testing.T) {
 			}
 			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
 				t.Errorf("error %v is not %v", err, tt.wantIs)
+			}
+		})
+	}
+}
+
+func TestChecksWaitOutRateLimiting(t *testing.T) {
+	tests := []struct {
+		name    string
+		limited int
+		ok      bool
+	}{
+		{"two 429s are waited out", 2, true},
+		{"a persistent 429 fails the check", rateLimitWaits + 1, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !tt.ok && testing.Short() {
+				t.Skip("waits out five Retry-After seconds")
+			}
+			fake := &fakeAPI{status: "healthy", rateLimited: tt.limited}
+			srv := fake.server(t)
+			rb := mustParse(t, "title = \"c\"\n[[phase]]\nid = \"p\"\ntitle = \"P\"\n[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"check\"\ncheck = \"http-health\"\nurl = \"${API_URL}\"\n")
+			e := newTestEngine(t, rb, mustEnv(t, true, map[string]string{"API_URL": srv.URL}, nil), Options{})
+			st, err := e.Run(context.Background(), Target{Phase: "p"})
+			if tt.ok != (err == nil) {
+				t.Fatalf("run error %v (status %s), want ok=%v", err, st.Status, tt.ok)
+			}
+			if !tt.ok && !strings.Contains(err.Error(), "429") {
+				t.Errorf("error %q does not name the 429", err)
+			}
+			fake.mu.Lock()
+			left := fake.rateLimited
+			fake.mu.Unlock()
+			if want := max(tt.limited-rateLimitWaits-1, 0); left != want {
+				t.Errorf("%d 429s left unserved, want %d: the check must wait out exactly what it may", left, want)
 			}
 		})
 	}

@@ -24,7 +24,9 @@ type fakeAPI struct {
 	user, pass    string
 	samples       int
 	omitHeaders   bool
+	rateLimited   int // the next rateLimited health requests get 429 with Retry-After: 1
 	registrations int
+	deletions     int
 	mu            sync.Mutex
 }
 
@@ -37,6 +39,17 @@ func (f *fakeAPI) server(t *testing.T) *httptest.Server {
 		_ = json.NewEncoder(w).Encode(v)
 	}
 	mux.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
+		f.mu.Lock()
+		limited := f.rateLimited > 0
+		if limited {
+			f.rateLimited--
+		}
+		f.mu.Unlock()
+		if limited {
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusTooManyRequests, api.Error{Error: api.ErrorDetail{Code: "rate_limited", Message: "slow down"}})
+			return
+		}
 		code := http.StatusOK
 		if f.status != "healthy" {
 			code = http.StatusServiceUnavailable
@@ -58,6 +71,16 @@ func (f *fakeAPI) server(t *testing.T) *httptest.Server {
 		f.registrations++
 		f.mu.Unlock()
 		writeJSON(w, http.StatusCreated, api.RegisterResponse{CollectorID: "c-1", Token: "collector-token-value", Name: req.Name, Hostname: req.Hostname})
+	})
+	mux.HandleFunc("DELETE /api/v1/collectors/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer access-token" || r.PathValue("id") != "c-1" {
+			writeJSON(w, http.StatusUnauthorized, api.Error{Error: api.ErrorDetail{Code: "unauthorized"}})
+			return
+		}
+		f.mu.Lock()
+		f.deletions++
+		f.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /api/v1/auth/login", func(w http.ResponseWriter, r *http.Request) {
 		var req api.LoginRequest

@@ -174,7 +174,7 @@ var (
 		CheckTLSExpiry:       {"url", "min_days"},
 		CheckPostgres:        {"database"},
 		CheckPgMonitor:       {"database", "role"},
-		CheckRegistration:    {"url", "secret", "name", "hostname"},
+		CheckRegistration:    {"url", "secret", "name", "hostname", "username", "password"},
 		CheckAPIMetrics:      {"url", "username", "password"},
 		CheckSmoke:           nil,
 	}

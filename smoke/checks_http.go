@@ -235,8 +235,9 @@ func headerListHas(list, want string) bool {
 // checkRateLimit sends anonymous health requests until the first 429 and checks its Retry-After.
 func checkRateLimit(ctx context.Context, e *env) outcome {
 	max := e.cfg.RateLimitRequests
+	probe := e.anon.WithRateLimitRetries(0) // this check is looking for the 429
 	for i := 1; i <= max; i++ {
-		resp, err := e.anon.Do(ctx, client.RawRequest{Path: healthPath})
+		resp, err := probe.Do(ctx, client.RawRequest{Path: healthPath})
 		if err != nil {
 			return fail("request %d to %s: %v", i, healthPath, err)
 		}
