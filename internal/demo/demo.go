@@ -44,7 +44,8 @@ type Env struct {
 	Stack *Stack
 }
 
-// Stack is the set of processes and clusters a demo runs.
+// Stack is the set of processes and clusters a demo runs. Its methods are not safe for concurrent
+// use; call them from the function Run hands the Env to.
 type Stack struct {
 	scratch *pgcluster.Scratch
 	store   *pgcluster.Cluster
@@ -52,12 +53,35 @@ type Stack struct {
 	standby *pgcluster.Cluster
 	procs   []*process
 	dir     string
+	apiURL  string
 }
 
+// Names of the stack's processes, for Kill, Restart and PID.
+const (
+	ProcessAPI       = "api"
+	ProcessCollector = "collector"
+)
+
+// process is a supervised program and the command line to start it again.
 type process struct {
-	name string
+	name    string
+	env     []string
+	logFile string
+	bin     string
+	args    []string
+
 	cmd  *exec.Cmd
-	done chan error
+	done chan struct{} // closed once cmd has exited; err is set then
+	err  error
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Run starts the stack, calls use with its Env (the console, or a wait for Ctrl-C), then stops
@@ -202,11 +226,13 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	}
 
 	step("starting the API on http://%s", o.APIAddr)
-	if err := st.spawn("api", apiEnv, filepath.Join(st.dir, "api.log"), apiBin, "serve"); err != nil {
+	st.apiURL = vars["PGACTL_API_URL"]
+	api, err := st.spawn(ProcessAPI, apiEnv, filepath.Join(st.dir, "api.log"), apiBin, "serve")
+	if err != nil {
 		return Env{}, err
 	}
-	if err := waitHealthy(ctx, vars["PGACTL_API_URL"], st.procs[len(st.procs)-1]); err != nil {
-		return Env{}, fmt.Errorf("api did not become healthy (log: %s): %w", filepath.Join(st.dir, "api.log"), err)
+	if err := st.waitHealthy(ctx, api); err != nil {
+		return Env{}, err
 	}
 
 	step("registering and starting the collector (every %s)", o.Interval)
@@ -225,7 +251,7 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	if out, err := runOnce(ctx, collectorEnv, "", collectorBin, "register", "--config", vars["COLLECTOR_CONFIG"]); err != nil {
 		return Env{}, fmt.Errorf("register collector: %w: %s", err, out)
 	}
-	if err := st.spawn("collector", nil, filepath.Join(st.dir, "collector.log"), collectorBin, "--config", vars["COLLECTOR_CONFIG"]); err != nil {
+	if _, err := st.spawn(ProcessCollector, nil, filepath.Join(st.dir, "collector.log"), collectorBin, "--config", vars["COLLECTOR_CONFIG"]); err != nil {
 		return Env{}, err
 	}
 
@@ -248,23 +274,91 @@ func checkLoopback(addr string) error {
 	return nil
 }
 
-func (st *Stack) spawn(name string, env []string, logFile string, bin string, args ...string) error {
-	log, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("open %s log: %w", name, err)
+func (st *Stack) spawn(name string, env []string, logFile string, bin string, args ...string) (*process, error) {
+	p := &process{name: name, env: env, logFile: logFile, bin: bin, args: args}
+	if err := p.start(); err != nil {
+		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
+	st.procs = append(st.procs, p)
+	return p, nil
+}
+
+// start runs the process's command line, its output appended to its log file.
+func (p *process) start() error {
+	log, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s log: %w", p.name, err)
+	}
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Env = append(os.Environ(), p.env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Children die with the demo even if it is killed, and stay out of the terminal's Ctrl-C.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		log.Close()
-		return fmt.Errorf("start %s: %w", name, err)
+		return fmt.Errorf("start %s: %w", p.name, err)
 	}
-	p := &process{name: name, cmd: cmd, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait(); log.Close() }()
-	st.procs = append(st.procs, p)
+	p.cmd, p.done, p.err = cmd, make(chan struct{}), nil
+	done := p.done
+	go func() { p.err = cmd.Wait(); log.Close(); close(done) }()
+	return nil
+}
+
+func (st *Stack) process(name string) (*process, error) {
+	for _, p := range st.procs {
+		if p.name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no process %q in the demo stack", name)
+}
+
+// PID is the process id of the named process (ProcessAPI, ProcessCollector), 0 when it has exited.
+func (st *Stack) PID(name string) int {
+	p, err := st.process(name)
+	if err != nil || p.exited() {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Kill sends sig to the named process and waits until it has exited: a way to take the API or the
+// collector away mid-run (outage and crash tests). Restart brings it back.
+func (st *Stack) Kill(ctx context.Context, name string, sig syscall.Signal) error {
+	p, err := st.process(name)
+	if err != nil {
+		return err
+	}
+	if p.exited() {
+		return fmt.Errorf("%s is not running", name)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %s: %w", name, err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for %s to exit after %v: %w", name, sig, ctx.Err())
+	}
+}
+
+// Restart starts the named process again, after Kill or after it exited by itself, with its
+// original command line and log file; the API is waited for until it is healthy.
+func (st *Stack) Restart(ctx context.Context, name string) error {
+	p, err := st.process(name)
+	if err != nil {
+		return err
+	}
+	if !p.exited() {
+		return fmt.Errorf("%s is still running", name)
+	}
+	if err := p.start(); err != nil {
+		return err
+	}
+	if name == ProcessAPI {
+		return st.waitHealthy(ctx, p)
+	}
 	return nil
 }
 
@@ -274,6 +368,9 @@ func (st *Stack) stop(ctx context.Context) error {
 	var errs []error
 	for i := len(st.procs) - 1; i >= 0; i-- {
 		p := st.procs[i]
+		if p.exited() {
+			continue
+		}
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
@@ -304,19 +401,19 @@ func runOnce(ctx context.Context, env []string, stdin string, bin string, args .
 	return strings.TrimSpace(string(out)), err
 }
 
-func waitHealthy(ctx context.Context, baseURL string, p *process) error {
+// waitHealthy polls the API's health endpoint until it answers 200, the process exits or 30 s pass.
+func (st *Stack) waitHealthy(ctx context.Context, p *process) error {
 	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for time.Now().Before(deadline) {
 		select {
-		case err := <-p.done:
-			p.done <- err
-			return fmt.Errorf("api exited: %v", err)
+		case <-p.done:
+			return fmt.Errorf("api exited: %v (log: %s)", p.err, p.logFile)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
-		resp, err := client.Get(baseURL + "/api/v1/health")
+		resp, err := client.Get(st.apiURL + "/api/v1/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -324,7 +421,7 @@ func waitHealthy(ctx context.Context, baseURL string, p *process) error {
 			}
 		}
 	}
-	return errors.New("timed out after 30s")
+	return fmt.Errorf("api did not become healthy within 30s (log: %s)", p.logFile)
 }
 
 func writeCollectorConfig(path, dir, apiURL string, interval time.Duration, passwordFile string, instances map[string]string) error {

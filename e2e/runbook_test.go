@@ -1,0 +1,67 @@
+package e2e
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pganalytics/pganalytics/runbook"
+)
+
+// TestRunbookStagingAgainstDemoStack runs the shipped runbook's staging phase non-interactively, as
+// docs/runbook.md tells an operator to, against a running stack through the demo environment (which
+// imports the stack's demo.env from PGACTL_STATE_DIR), and checks from the persisted run state that
+// every step of the phase ran and succeeded.
+func TestRunbookStagingAgainstDemoStack(t *testing.T) {
+	t.Parallel()
+	// The demo's default interval: the smoke step's metrics-freshness check allows two of them.
+	s := startStack(t, 5*time.Second, true)
+	s.waitCycles(1)
+
+	env := commandEnv(t, "PGACTL_STATE_DIR="+s.stateDir)
+	stdout, stderr, code := runPgactl(t, 5*time.Minute, env, "runbook", "run", "staging", "--env", "demo", "--yes")
+	if code != 0 {
+		t.Fatalf("pgactl runbook run staging --env demo --yes: exit %d, want 0\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+
+	stdout, stderr, code = runPgactl(t, time.Minute, env, "runbook", "status", "-o", "json")
+	if code != 0 {
+		t.Fatalf("pgactl runbook status -o json: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	var run runbook.RunState
+	if err := json.Unmarshal([]byte(stdout), &run); err != nil {
+		t.Fatalf("decode pgactl runbook status -o json: %v\n%s", err, stdout)
+	}
+	if run.Target != "staging" || run.Env != "demo" || run.Status != runbook.StatusSucceeded {
+		t.Errorf("run %s: target %q, env %q, status %q (%s); want staging, demo, succeeded", run.ID, run.Target, run.Env, run.Status, run.Error)
+	}
+
+	rb, err := runbook.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	phase, ok := rb.Phase("staging")
+	if !ok {
+		t.Fatal("the shipped runbook has no staging phase")
+	}
+	var want, got []string
+	for _, st := range phase.Steps {
+		want = append(want, st.ID)
+	}
+	for _, st := range run.Steps {
+		got = append(got, st.Step)
+		if st.Phase != "staging" || st.Status != runbook.StatusSucceeded {
+			t.Errorf("step %s/%s (%s): status %q after %d attempt(s): %s", st.Phase, st.Step, st.Kind, st.Status, st.Attempts, st.Error)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the run's steps are %v, want the staging phase's %v", got, want)
+	}
+	if t.Failed() {
+		out, _, _ := runPgactl(t, time.Minute, env, "runbook", "log")
+		t.Logf("pgactl runbook log:\n%s", out)
+		return
+	}
+	t.Logf("run %s: %d staging steps succeeded", run.ID, len(run.Steps))
+}
