@@ -316,7 +316,7 @@ func standbyNote(in api.Instance) string {
 	if in.ReplayPaused {
 		parts = append(parts, "replay paused (!)")
 	}
-	parts = append(parts, "receive-replay "+bytesHuman(in.ReceiveReplayLagBytes), fmt.Sprintf("delay %.1fs", in.ReplayDelaySeconds))
+	parts = append(parts, "receive-replay "+bytesHuman(in.ReceiveReplayLagBytes), "delay "+optSecondsText(in.ReplayDelaySeconds))
 	if in.Error != "" {
 		parts = append(parts, in.Error)
 	}
@@ -352,4 +352,12 @@ func bytesHuman(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// optSecondsText prints an optional number of seconds; "?" when the standby could not tell.
+func optSecondsText(p *float64) string {
+	if p == nil {
+		return "?"
+	}
+	return fmt.Sprintf("%.1fs", *p)
 }

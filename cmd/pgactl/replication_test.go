@@ -50,7 +50,7 @@ func TestRenderTopologies(t *testing.T) {
 	for _, want := range []string{
 		"collector alpha (c1)  received 2026-02-27T15:00:00Z (30s ago)\n",
 		"cluster 7312345678901234567  timeline 1",
-		"    db1_standby  standby  127.0.0.1:5433  yes  150004   -          receiver streaming, receive-replay 2.0 KiB, delay 0.0s\n",
+		"    db1_standby  standby  127.0.0.1:5433  yes  150004   -          receiver streaming, receive-replay 2.0 KiB, delay ?\n",
 		"    standby1  db1_standby  127.0.0.1  catchup (!)  async  512 B     16.0 MiB    0.0/0.0/1.2           0.0s\n",
 		"catchup (!)", "16.0 MiB", "0.0/0.0/1.2",
 		"unreserved (!)", "48.0 MiB", "3.0 GiB",

@@ -127,7 +127,7 @@ func instance(st *pgmetrics.State) api.Instance {
 	if r := st.Replay; r != nil {
 		in.ReplayPaused = r.Paused
 		in.ReceiveReplayLagBytes = deref(r.ReceiveReplayLagBytes)
-		in.ReplayDelaySeconds = deref(r.DelaySeconds)
+		in.ReplayDelaySeconds = r.DelaySeconds // nil when nothing was replayed yet: unknown, not 0
 		in.LastReplayAgeSeconds = r.LastReplayAgeSeconds
 	}
 	return in

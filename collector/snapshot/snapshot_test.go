@@ -131,3 +131,27 @@ func TestBuildWithoutPrimary(t *testing.T) {
 }
 
 func equal(a, b []string) bool { return slices.Equal(a, b) }
+
+// TestBuildReplayDelayUnknownIsNotZero: a standby that has replayed nothing since it started cannot
+// tell its replay delay; the snapshot must say "unknown" (nil), never a reassuring 0.
+func TestBuildReplayDelayUnknownIsNotZero(t *testing.T) {
+	tests := []struct {
+		name  string
+		delay *float64
+	}{
+		{"caught up", ptr(0.0)},
+		{"behind", ptr(12.5)},
+		{"unknown", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := standbyState("db2", "100", "slot_b", "", "", true)
+			s.Replay.DelaySeconds = tt.delay
+			snap := Build(time.Unix(100, 0), []*pgmetrics.State{primaryState("db1", "100"), s})
+			got := snap.Clusters[0].Instances[1].ReplayDelaySeconds
+			if (got == nil) != (tt.delay == nil) || (got != nil && *got != *tt.delay) {
+				t.Errorf("replay delay = %v, want %v", got, tt.delay)
+			}
+		})
+	}
+}

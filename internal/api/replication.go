@@ -34,7 +34,7 @@ type Instance struct {
 	Receiver              *WALReceiver `json:"wal_receiver,omitempty"`
 	ReplayPaused          bool         `json:"replay_paused,omitempty"`
 	ReceiveReplayLagBytes int64        `json:"receive_replay_lag_bytes,omitempty"`
-	ReplayDelaySeconds    float64      `json:"replay_delay_seconds,omitempty"`
+	ReplayDelaySeconds    *float64     `json:"replay_delay_seconds,omitempty"` // nil: unknown (nothing replayed since start)
 	LastReplayAgeSeconds  *float64     `json:"last_replay_age_seconds,omitempty"`
 }
 

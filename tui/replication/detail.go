@@ -80,7 +80,7 @@ func standbyFields(sb api.Standby) [][2]string {
 }
 
 func instanceStandbyFields(in *api.Instance) [][2]string {
-	f := [][2]string{{"receive→replay lag", widget.Bytes(in.ReceiveReplayLagBytes)}, {"replay delay", widget.Seconds(in.ReplayDelaySeconds)},
+	f := [][2]string{{"receive→replay lag", widget.Bytes(in.ReceiveReplayLagBytes)}, {"replay delay", optSeconds(in.ReplayDelaySeconds)},
 		{"last replay", optSeconds(in.LastReplayAgeSeconds) + " ago"}, {"replay paused", yesNo(in.ReplayPaused)}}
 	if r := in.Receiver; r != nil {
 		f = append(f, [2]string{"wal receiver", fmt.Sprintf("%s (connected: %s)", orDash(r.Status), yesNo(r.Connected))},

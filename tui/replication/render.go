@@ -138,7 +138,7 @@ func (m *Model) instanceLine(th theme.Theme, in *api.Instance) string {
 		detail = append(detail, th.Level(theme.LevelCrit).Render(orDash(in.Error)))
 	case in.Role == "standby":
 		detail = append(detail, fmt.Sprintf("tl %d", in.Timeline), "replayed "+orDash(in.WALLSN),
-			"delay "+widget.Seconds(in.ReplayDelaySeconds))
+			"delay "+optSeconds(in.ReplayDelaySeconds))
 		if in.ReplayPaused {
 			detail = append(detail, th.Level(theme.LevelWarn).Render("replay PAUSED"))
 		}
@@ -256,7 +256,7 @@ func (m *Model) receiverText(th theme.Theme, in *api.Instance) string {
 	} else {
 		parts = append(parts, th.Level(theme.LevelWarn).Render("no WAL receiver"))
 	}
-	parts = append(parts, "delay "+widget.Seconds(in.ReplayDelaySeconds))
+	parts = append(parts, "delay "+optSeconds(in.ReplayDelaySeconds))
 	if in.LastReplayAgeSeconds != nil {
 		parts = append(parts, "last replay "+widget.Seconds(*in.LastReplayAgeSeconds)+" ago")
 	}

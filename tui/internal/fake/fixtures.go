@@ -27,7 +27,7 @@ func east(at time.Time, standby1Lag int64, secs float64) api.CollectorTopology {
 				{Name: "east-replica1", Address: "10.0.0.2:5432", Up: true, Role: "standby", ServerVersion: 160004, Timeline: 1, WALLSN: "0/5A000000",
 					Receiver: &api.WALReceiver{Connected: true, Status: "streaming", SenderHost: "10.0.0.1", SenderPort: 5432, SlotName: "replica1",
 						ReceivedTimeline: 1, LastMsgAgeSeconds: 0.3},
-					ReceiveReplayLagBytes: 4096, ReplayDelaySeconds: 0.2, LastReplayAgeSeconds: ptr(0.2)},
+					ReceiveReplayLagBytes: 4096, ReplayDelaySeconds: ptr(0.2), LastReplayAgeSeconds: ptr(0.2)},
 			},
 			Standbys: []api.Standby{
 				{ApplicationName: "replica1", ClientAddr: "10.0.0.2", State: "streaming", SyncState: "async", SlotName: "replica1",
