@@ -183,6 +183,11 @@ func TestDemoCommand(t *testing.T) {
 		removed := errors.Is(err, os.ErrNotExist)
 		return len(alive) == 0 && removed, fmt.Sprintf("still running: %v; %s removed: %t", alive, scratch[0], removed)
 	})
+	for _, secret := range []string{"demo.env", "monitor.password", "collector.token"} {
+		if _, err := os.Stat(filepath.Join(stateDir, "demo", secret)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s outlives the demo (stat: %v): its credentials must go with the stack", secret, err)
+		}
+	}
 	t.Logf("pgactl demo ran %d processes below it %v; all gone after SIGINT, %s removed", len(children), byName, scratch[0])
 }
 

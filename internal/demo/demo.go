@@ -390,6 +390,14 @@ func (st *Stack) stop(ctx context.Context) error {
 	if st.scratch != nil {
 		errs = append(errs, st.scratch.Close())
 	}
+	// The credentials die with the stack; the logs stay for a look afterwards.
+	if st.dir != "" {
+		for _, f := range []string{"demo.env", "monitor.password", "collector.token"} {
+			if err := os.Remove(filepath.Join(st.dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
