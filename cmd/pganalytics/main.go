@@ -16,6 +16,7 @@ import (
 
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/collector/agent"
+	"github.com/pganalytics/pganalytics/collector/buffer"
 	"github.com/pganalytics/pganalytics/collector/config"
 	"github.com/pganalytics/pganalytics/collector/sender"
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
@@ -31,11 +32,14 @@ func apiExit(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, new(*buffer.InUseError)):
+		// Another collector runs with this spool: starting a second one needs a person.
+		return exitcode.With(exitcode.Usage, err)
 	case errors.Is(err, sender.ErrUnauthorized):
 		return exitcode.With(exitcode.Auth, err)
 	case errors.As(err, &apiErr) && (apiErr.Status == 401 || apiErr.Status == 403):
 		return exitcode.With(exitcode.Auth, err)
-	case errors.Is(err, client.ErrUnreachable):
+	case errors.Is(err, client.ErrUnreachable), errors.Is(err, sender.ErrNotSpooled):
 		return exitcode.With(exitcode.Unreachable, err)
 	}
 	return exitcode.With(exitcode.CheckFailed, err)
@@ -178,12 +182,14 @@ func apiClient(cfg *config.Config) (*client.Client, error) {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// run executes the command line until ctx ends (SIGTERM/SIGINT in main) and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	cmd := newRootCmd(stdout, stderr, getenv)
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,9 +10,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pganalytics/pganalytics/collector/buffer"
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
@@ -33,6 +37,7 @@ name = "cli-test"
 [api]
 url = %q
 token_file = %q
+timeout = "1s"
 [[postgres]]
 name = "gone"
 dsn = "postgres://pganalytics@%s/postgres?sslmode=disable"
@@ -82,7 +87,7 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{name: "version", args: []string{"version"}, code: 0, stdout: "pganalytics "},
 		{name: "unknown flag", args: []string{"--nope"}, code: exitcode.Usage, stderr: "unknown flag"},
-		{name: "unknown key", args: []string{"--config", badCfg, "--dry-run"}, code: exitcode.Usage, stderr: `collector.toml:14:1: unknown key "pg_replication.enabeld"`},
+		{name: "unknown key", args: []string{"--config", badCfg, "--dry-run"}, code: exitcode.Usage, stderr: `collector.toml:15:1: unknown key "pg_replication.enabeld"`},
 		{name: "missing config", args: []string{"--config", "/nonexistent.toml"}, code: exitcode.Usage, stderr: "open config"},
 		{name: "dry run with an unreachable instance", args: []string{"--config", cfgPath, "--dry-run"}, code: exitcode.Unreachable, stdout: "UNREACHABLE"},
 		{name: "run without a token", args: []string{"--config", cfgPath}, code: exitcode.Usage, stderr: "pganalytics register"},
@@ -95,7 +100,7 @@ func TestCommandLine(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(tt.args, &stdout, &stderr, env(tt.env))
+			code := run(context.Background(), tt.args, &stdout, &stderr, env(tt.env))
 			if code != tt.code {
 				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
 			}
@@ -114,6 +119,66 @@ func TestCommandLine(t *testing.T) {
 				if registered.Name != "cli-test" || registered.Hostname == "" {
 					t.Errorf("registered %+v", registered)
 				}
+			}
+		})
+	}
+}
+
+// TestBesideRunningCollector: while a collector holds the spool, a second service refuses to start
+// (exit 2, naming the holder), --once pushes without the spool and, with the API down or
+// answering 503, exits 3 saying its batch was neither delivered nor spooled; the spool is untouched.
+func TestBesideRunningCollector(t *testing.T) {
+	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer unavailable.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	pid := strconv.Itoa(os.Getpid())
+
+	tests := []struct {
+		name   string
+		apiURL string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+		owner  bool // logs whose spool it is
+	}{
+		{name: "second service", apiURL: unavailable.URL, code: exitcode.Usage,
+			stderr: "is in use by pid " + pid + ": another collector with this spool_dir is running\n"},
+		{name: "once, API down", apiURL: closed.URL, args: []string{"--once"}, code: exitcode.Unreachable,
+			stderr: "1 batch(es) not delivered and not spooled: api unreachable", owner: true},
+		{name: "once, API answering 503", apiURL: unavailable.URL, args: []string{"--once"}, code: exitcode.Unreachable,
+			stderr: "1 batch(es) not delivered and not spooled: api: 503", owner: true},
+		{name: "dry run", apiURL: unavailable.URL, args: []string{"--dry-run"}, code: exitcode.Unreachable, stdout: "nothing was pushed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfgPath, tokenFile := writeConfig(t, tt.apiURL, "")
+			if err := os.WriteFile(tokenFile, []byte("collector-jwt\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			spool := filepath.Join(filepath.Dir(cfgPath), "spool")
+			held, err := buffer.Open(buffer.Options{Dir: spool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Close()
+			// Bounded: without the lock a second service would run until cancelled.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			code := run(ctx, append([]string{"--config", cfgPath}, tt.args...), &stdout, &stderr, env(nil))
+			if code != tt.code || !strings.Contains(stdout.String(), tt.stdout) || !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("exit %d, want %d with stdout %q and stderr %q\nstdout: %s\nstderr: %s",
+					code, tt.code, tt.stdout, tt.stderr, stdout.String(), stderr.String())
+			}
+			if owner := `level=INFO msg="the spool belongs to a running collector: this one-off cycle is pushed directly and not spooled" collector=cli-test spool=` + spool + " pid=" + pid; tt.owner && !strings.Contains(stderr.String(), owner) {
+				t.Errorf("stderr lacks %q:\n%s", owner, stderr.String())
+			}
+			if entries, _ := os.ReadDir(spool); len(entries) != 2 { // .lock and rejected/
+				t.Errorf("the held spool changed: %v", entries)
 			}
 		})
 	}

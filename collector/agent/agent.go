@@ -194,14 +194,22 @@ type pipeline struct {
 	s *sender.Sender
 }
 
-func openPipeline(cfg *config.Config, p sender.Pusher, log *slog.Logger) (*pipeline, error) {
-	q, err := buffer.Open(buffer.Options{
+// openPipeline takes the spool. For a one-off run (--once) a spool held by a running collector is
+// not an error: the batch goes from memory straight to the API and the holder's spool is left alone.
+func openPipeline(cfg *config.Config, p sender.Pusher, log *slog.Logger, oneOff bool) (*pipeline, error) {
+	opts := buffer.Options{
 		Dir:              cfg.Buffer.SpoolDir,
 		MemoryMaxBytes:   cfg.Buffer.MemoryMaxBytes,
 		DiskMaxBytes:     cfg.Buffer.DiskMaxBytes,
 		RejectedMaxBytes: cfg.Buffer.RejectedMaxBytes,
 		Log:              log,
-	})
+	}
+	q, err := buffer.Open(opts)
+	if inUse, ok := errors.AsType[*buffer.InUseError](err); ok && oneOff {
+		log.Info("the spool belongs to a running collector: this one-off cycle is pushed directly and not spooled",
+			"spool", inUse.Dir, "pid", inUse.PID)
+		q, err = buffer.NewMemory(opts), nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +241,7 @@ func (a *Agent) collectAndQueue(ctx context.Context, pl *pipeline) error {
 // cycle finishes (cut after cycleGrace), the queue is flushed until flushGrace, the rest is spilled
 // to disk, and Run returns nil. It returns sender.ErrUnauthorized when the token is refused.
 func (a *Agent) Run(ctx context.Context, p sender.Pusher) error {
-	pl, err := openPipeline(a.cfg, p, a.log)
+	pl, err := openPipeline(a.cfg, p, a.log, false)
 	if err != nil {
 		return err
 	}
@@ -298,9 +306,10 @@ func (a *Agent) Run(ctx context.Context, p sender.Pusher) error {
 }
 
 // Once collects one cycle and delivers it along with anything spooled before. Undelivered batches
-// stay in the spool.
+// stay in the spool. Beside a running collector, which owns the spool, only this cycle is pushed,
+// from memory; if that fails the error matches sender.ErrNotSpooled.
 func (a *Agent) Once(ctx context.Context, p sender.Pusher) error {
-	pl, err := openPipeline(a.cfg, p, a.log)
+	pl, err := openPipeline(a.cfg, p, a.log, true)
 	if err != nil {
 		return err
 	}

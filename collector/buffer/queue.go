@@ -55,6 +55,7 @@ type diskEntry struct {
 // in memory. Safe for concurrent use.
 type Queue struct {
 	opts   Options
+	lock   *os.File // holds the spool's flock; nil when the queue has no spool (NewMemory, closed)
 	ready  chan struct{}
 	mu     sync.Mutex
 	mem    []Batch
@@ -66,7 +67,8 @@ type Queue struct {
 	closed bool
 }
 
-// Open creates the spool directories if needed and indexes the batches a previous run left.
+// Open creates the spool directories if needed, takes the spool for this process (an *InUseError
+// if another process holds it) and indexes the batches a previous run left. Close gives it back.
 func Open(opts Options) (*Queue, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -74,9 +76,14 @@ func Open(opts Options) (*Queue, error) {
 	if err := os.MkdirAll(filepath.Join(opts.Dir, RejectedDir), 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	q := &Queue{opts: opts, ready: make(chan struct{}, 1), next: 1}
+	lock, err := lockSpool(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{opts: opts, lock: lock, ready: make(chan struct{}, 1), next: 1}
 	entries, err := os.ReadDir(opts.Dir)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("spool: %w", err)
 	}
 	for _, e := range entries {
@@ -107,6 +114,24 @@ func Open(opts Options) (*Queue, error) {
 		q.signal()
 	}
 	return q, nil
+}
+
+// NewMemory returns a queue without a spool, for a one-off run beside the process that owns the
+// spool: batches stay in memory (bounded by MemoryMaxBytes, the newest always kept), Spill and Close
+// leave them there, and a rejected batch is dropped. Options.Dir is not used.
+func NewMemory(opts Options) *Queue {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	opts.Dir = ""
+	return &Queue{opts: opts, ready: make(chan struct{}, 1), next: 1}
+}
+
+// Spooled reports whether the queue has a disk spool (false for NewMemory and after Close).
+func (q *Queue) Spooled() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lock != nil
 }
 
 func compareSeq(a, b uint64) int {
@@ -158,19 +183,23 @@ func (q *Queue) Push(body []byte, created time.Time) error {
 		q.signal()
 		return nil
 	}
-	err := q.spillLocked()
-	if err == nil {
-		err = q.writeLocked(b)
-	}
-	if err != nil {
+	if q.lock != nil {
+		err := q.spillLocked()
+		if err == nil {
+			err = q.writeLocked(b)
+		}
+		if err == nil {
+			q.signal()
+			return nil
+		}
 		// The disk refuses (full, read-only): keep the batch in memory, bounded by dropping the
 		// oldest there, rather than lose the newest.
 		q.opts.Log.Error("spool write failed; keeping the batch in memory", "err", err)
-		q.mem = append(q.mem, b)
-		q.memB += int64(len(body))
-		for q.memB > q.opts.MemoryMaxBytes && len(q.mem) > 1 {
-			q.dropMemLocked()
-		}
+	}
+	q.mem = append(q.mem, b)
+	q.memB += int64(len(body))
+	for q.memB > q.opts.MemoryMaxBytes && len(q.mem) > 1 {
+		q.dropMemLocked()
 	}
 	q.signal()
 	return nil
@@ -185,6 +214,9 @@ func (q *Queue) Spill() error {
 }
 
 func (q *Queue) spillLocked() error {
+	if q.lock == nil {
+		return nil // no spool: memory is all there is
+	}
 	for len(q.mem) > 0 {
 		if err := q.writeLocked(q.mem[0]); err != nil {
 			return err
@@ -286,6 +318,10 @@ func (q *Queue) Reject(seq uint64, reason string) error {
 		b := q.mem[0]
 		q.memB -= int64(len(b.Body))
 		q.mem = q.mem[1:]
+		if q.lock == nil {
+			q.stats.Rejected++ // no rejected/ to keep it in: the sender's log is its record
+			return nil
+		}
 		if err := writeFileAtomic(q.rejectedDir(), fileName(seq), Encode(b)); err != nil {
 			q.opts.Log.Error("write rejected batch", "seq", seq, "err", err)
 		}
@@ -360,12 +396,21 @@ func (q *Queue) Len() int {
 	return len(q.mem) + len(q.disk)
 }
 
-// Close spills what memory holds to disk; later Pushes fail.
+// Close spills what memory holds to disk and gives the spool up; later Pushes fail.
 func (q *Queue) Close() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed {
+		return nil
+	}
 	q.closed = true
-	return q.spillLocked()
+	err := q.spillLocked()
+	if q.lock != nil {
+		// Closing the file releases the flock.
+		err = errors.Join(err, q.lock.Close())
+		q.lock = nil
+	}
+	return err
 }
 
 // writeFileAtomic writes dir/name so that a crash leaves either the whole file or none: temporary

@@ -102,7 +102,9 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	for i := 4; i <= 6; i++ {
 		q.Push(body(i), time.Unix(int64(1000+i), 0))
 	}
-	// The process dies here: no Close. A write it was in the middle of left a temporary file.
+	// The process dies here: no Close, the kernel drops its lock. A write it was in the middle of
+	// left a temporary file.
+	die(q)
 	if err := os.WriteFile(filepath.Join(dir, fileName(7)+".123"+tmpSuffix), []byte("PGABA"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -171,6 +173,9 @@ func TestQueueRejectAndCorruption(t *testing.T) {
 	b, _ = q.Peek()
 	path := filepath.Join(dir, fileName(b.Seq))
 	os.WriteFile(path, []byte("garbage"), 0o600)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
 	q2 := open(t, dir, 1<<20, 1<<20)
 	if got := drain(t, q2); !equal(got, want(3, 3)) {
 		t.Errorf("after corruption got %v, want batch 3 only", got)

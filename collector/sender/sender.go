@@ -26,6 +26,10 @@ type Pusher interface {
 // Retrying cannot help; a person has to register the collector again.
 var ErrUnauthorized = errors.New("the API refused the collector token (401): it was revoked or is invalid; run `pganalytics register` again")
 
+// ErrNotSpooled is Flush's error on a queue without a spool (buffer.NewMemory): what was not
+// delivered was not kept anywhere either.
+var ErrNotSpooled = errors.New("not delivered and not spooled")
+
 // Options tune retries.
 type Options struct {
 	MinBackoff time.Duration // first retry delay (default 1s)
@@ -139,6 +143,9 @@ func (s *Sender) Flush(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if !s.q.Spooled() {
+				return fmt.Errorf("%d batch(es) %w: %w", s.q.Len(), ErrNotSpooled, last)
+			}
 			return fmt.Errorf("%d batches left in the spool: %w", s.q.Len(), last)
 		case <-t.C:
 		}
@@ -168,7 +175,11 @@ func (s *Sender) deliver(ctx context.Context, b buffer.Batch) (outcome, time.Dur
 				s.opts.Log.Error("set rejected batch aside", "err", rejErr)
 			}
 			s.rejected.Add(1)
-			s.opts.Log.Error("the API rejected a batch as malformed; it was moved to the spool's rejected/ folder",
+			kept := "it was moved to the spool's rejected/ folder"
+			if !s.q.Spooled() {
+				kept = "there is no spool to keep it in"
+			}
+			s.opts.Log.Error("the API rejected a batch as malformed; "+kept,
 				"status", apiErr.Status, "code", apiErr.Code, "message", apiErr.Message, "seq", b.Seq,
 				"collected_at", b.CreatedAt)
 			return rejected, 0, nil

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -181,7 +182,12 @@ func TestCrashThenRestartDelivers(t *testing.T) {
 	pushN(t, q1, 5, 5)
 	cancel()
 	<-done
-	// kill -9: q1 and s1 are abandoned without Close; only the spool directory carries over.
+	// kill -9: only the spool directory carries over. Everything is on disk already (nothing left
+	// for Close to spill), and Close releases the spool's lock as the kernel would.
+	if st := q1.Stats(); st.MemoryBatches != 0 || st.DiskBatches != 10 {
+		t.Fatalf("before the crash: %+v, want all 10 batches on disk", st)
+	}
+	q1.Close()
 
 	up := &fakeAPI{}
 	q2, s2 := setup(t, up, dir)
@@ -316,5 +322,32 @@ func TestBackoffGrowsAndIsCapped(t *testing.T) {
 				t.Errorf("backoff(%d) = %s, want within [%s, %s]", tt.attempt, d, tt.min, tt.max)
 			}
 		}
+	}
+}
+
+// TestNoSpoolFlushSaysNothingWasKept: on a queue without a spool (--once beside a running
+// collector), a batch the API does not take is reported as not delivered and not spooled.
+func TestNoSpoolFlushSaysNothingWasKept(t *testing.T) {
+	f := &fakeAPI{answer: func(_ int64, w http.ResponseWriter) bool {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return true
+	}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	c, err := client.New(client.Options{BaseURL: srv.URL, Token: "tok", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := buffer.NewMemory(buffer.Options{MemoryMaxBytes: 1 << 20})
+	s := New(q, c, Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	pushN(t, q, 0, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err = s.Flush(ctx)
+	if !errors.Is(err, ErrNotSpooled) || !strings.Contains(err.Error(), "1 batch(es) not delivered and not spooled: api: 503") {
+		t.Fatalf("Flush = %v, want ErrNotSpooled with the API's answer", err)
+	}
+	if f.requests.Load() < 2 {
+		t.Errorf("requests = %d: the push was not retried", f.requests.Load())
 	}
 }
