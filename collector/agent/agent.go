@@ -306,7 +306,7 @@ func (a *Agent) Run(ctx context.Context, p sender.Pusher) error {
 }
 
 // Once collects one cycle and delivers it along with anything spooled before. Undelivered batches
-// stay in the spool. Beside a running collector, which owns the spool, only this cycle is pushed,
+// stay in the spool; a batch the API refuses as malformed is an error (sender.ErrRejected). Beside a running collector, which owns the spool, only this cycle is pushed,
 // from memory; if that fails the error matches sender.ErrNotSpooled.
 func (a *Agent) Once(ctx context.Context, p sender.Pusher) error {
 	pl, err := openPipeline(a.cfg, p, a.log, true)
@@ -319,6 +319,10 @@ func (a *Agent) Once(ctx context.Context, p sender.Pusher) error {
 	}
 	flushCtx, cancel := context.WithTimeout(ctx, 3*a.cfg.API.Timeout.D())
 	defer cancel()
+	rejectedBefore := pl.s.Stats().Rejected
 	err = pl.s.Flush(flushCtx)
+	if n := pl.s.Stats().Rejected - rejectedBefore; err == nil && n > 0 {
+		err = fmt.Errorf("%d batch(es): %w (see the collector log)", n, sender.ErrRejected)
+	}
 	return errors.Join(err, pl.q.Close())
 }

@@ -159,3 +159,56 @@ spool_dir = %q
 	}
 	q.Close()
 }
+
+// TestOnceRejectedBatchIsAnError: when the API refuses the one-off cycle as malformed, --once says
+// so (sender.ErrRejected, exit 1) instead of reporting success; the batch is set aside, not lost.
+func TestOnceRejectedBatchIsAnError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":{"code":"invalid_metric","message":"metrics[0]: bad name"}}`))
+	}))
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	doc := fmt.Sprintf(`
+[collector]
+name = "rejected"
+[api]
+url = %q
+token_file = %q
+timeout = "1s"
+[[postgres]]
+name = "gone"
+dsn = "postgres://pganalytics@%s/postgres?sslmode=disable"
+timeout = "200ms"
+[buffer]
+spool_dir = %q
+`, srv.URL, filepath.Join(dir, "token"), gone, spool)
+	cfg, err := config.Parse("test.toml", []byte(doc), os.Hostname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Options{BaseURL: srv.URL, Token: "tok", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Once(context.Background(), c)
+	if !errors.Is(err, sender.ErrRejected) {
+		t.Fatalf("Once = %v, want sender.ErrRejected", err)
+	}
+	kept, _ := filepath.Glob(filepath.Join(spool, "rejected", "*"))
+	if len(kept) == 0 {
+		t.Errorf("the rejected batch was not set aside in %s", filepath.Join(spool, "rejected"))
+	}
+}

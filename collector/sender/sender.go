@@ -30,6 +30,10 @@ var ErrUnauthorized = errors.New("the API refused the collector token (401): it 
 // delivered was not kept anywhere either.
 var ErrNotSpooled = errors.New("not delivered and not spooled")
 
+// ErrRejected is what --once reports when the API refused its batch as malformed (4xx): the batch
+// is set aside (rejected/ in the spool) rather than retried.
+var ErrRejected = errors.New("the API rejected the batch as malformed")
+
 // Options tune retries.
 type Options struct {
 	MinBackoff time.Duration // first retry delay (default 1s)
