@@ -44,22 +44,6 @@ func newConsole(t *testing.T, role string) (*App, *fake.API) {
 	return app, f
 }
 
-func press(s string) tea.KeyMsg {
-	switch s {
-	case "enter":
-		return tea.KeyMsg{Type: tea.KeyEnter}
-	case "esc":
-		return tea.KeyMsg{Type: tea.KeyEscape}
-	case "tab":
-		return tea.KeyMsg{Type: tea.KeyTab}
-	case "shift+tab":
-		return tea.KeyMsg{Type: tea.KeyShiftTab}
-	case "ctrl+c":
-		return tea.KeyMsg{Type: tea.KeyCtrlC}
-	}
-	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
-}
-
 // step is one interaction of a golden test: keys to type, then text to wait for on screen.
 type step struct {
 	keys    []string
@@ -92,7 +76,7 @@ func TestGolden(t *testing.T) {
 				tm := teatest.NewTestModel(t, app, teatest.WithInitialTermSize(sz.w, sz.h))
 				for _, s := range v.steps {
 					for _, k := range s.keys {
-						tm.Send(press(k))
+						tm.Send(fake.Press(k))
 					}
 					teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
 						for _, w := range s.waitFor {
@@ -150,7 +134,7 @@ func TestShellKeys(t *testing.T) {
 			app, _ := newConsole(t, api.RoleAdmin)
 			d := drive(t, app)
 			for _, k := range tt.keys {
-				d.Send(press(k))
+				d.Send(fake.Press(k))
 			}
 			if app.active != tt.wantActive {
 				t.Errorf("active view %d, want %d", app.active, tt.wantActive)
@@ -172,19 +156,19 @@ func TestQuitRefusedMidStep(t *testing.T) {
 	app, _ := newConsole(t, api.RoleOperator)
 	d := drive(t, app)
 	for _, k := range []string{"6", "p"} {
-		d.Send(press(k))
+		d.Send(fake.Press(k))
 	}
 	d.Until("a step waiting", func() bool { return strings.Contains(app.View(), "Manual step rollback/assess") })
-	d.Send(press("1")) // another view: the run goes on and still blocks quitting
-	d.Send(press("q"))
+	d.Send(fake.Press("1")) // another view: the run goes on and still blocks quitting
+	d.Send(fake.Press("q"))
 	if app.quitting || !strings.Contains(app.View(), "A step is running: quitting is refused") {
 		t.Fatalf("q mid-step: quitting=%v\n%s", app.quitting, app.View())
 	}
-	d.Send(press("ctrl+c"))
+	d.Send(fake.Press("ctrl+c"))
 	if app.quitting || !strings.Contains(app.View(), "press ctrl+c again within 2s") {
 		t.Fatalf("first ctrl+c mid-step: quitting=%v\n%s", app.quitting, app.View())
 	}
-	d.Send(press("ctrl+c"))
+	d.Send(fake.Press("ctrl+c"))
 	if !app.quitting {
 		t.Fatal("a second ctrl+c within 2s did not force quitting")
 	}
@@ -196,12 +180,12 @@ func TestSecondCtrlCAfterTheWindowIsRefused(t *testing.T) {
 	now := fake.Now
 	app.now = func() time.Time { return now }
 	d := drive(t, app)
-	d.Send(press("6"))
-	d.Send(press("p"))
+	d.Send(fake.Press("6"))
+	d.Send(fake.Press("p"))
 	d.Until("a step waiting", func() bool { return strings.Contains(app.View(), "Manual step rollback/assess") })
-	d.Send(press("ctrl+c"))
+	d.Send(fake.Press("ctrl+c"))
 	now = now.Add(3 * time.Second)
-	d.Send(press("ctrl+c"))
+	d.Send(fake.Press("ctrl+c"))
 	if app.quitting {
 		t.Fatal("a ctrl+c 3s after the first forced quitting")
 	}
@@ -252,16 +236,16 @@ func TestLoginRetriedWhenUnreachable(t *testing.T) {
 func TestViewerIsReadOnly(t *testing.T) {
 	app, f := newConsole(t, api.RoleViewer)
 	d := drive(t, app)
-	d.Send(press("4"))
-	d.Send(press("d"))
+	d.Send(fake.Press("4"))
+	d.Send(fake.Press("d"))
 	if v := app.View(); !strings.Contains(v, "read-only: deregistering a collector needs the operator or admin role") {
 		t.Errorf("d for a viewer:\n%s", v)
 	}
 	if strings.Contains(app.View(), "deregister") && strings.Contains(app.helpView(), "d deregister") {
 		t.Error("help offers deregister to a viewer")
 	}
-	d.Send(press("2"))
-	d.Send(press("enter"))
+	d.Send(fake.Press("2"))
+	d.Send(fake.Press("enter"))
 	if app.busy() {
 		t.Error("a viewer started a runbook step")
 	}
@@ -287,7 +271,7 @@ func TestEveryFrameFitsTheTerminal(t *testing.T) {
 	for _, sz := range []struct{ w, h int }{{80, 24}, {100, 30}, {160, 48}, {80, 24}} {
 		d.Send(tea.WindowSizeMsg{Width: sz.w, Height: sz.h})
 		for _, k := range []string{"1", "2", "3", "4", "5", "6", "?", "1", "?"} {
-			d.Send(press(k))
+			d.Send(fake.Press(k))
 			lines := strings.Split(app.View(), "\n")
 			if len(lines) != sz.h {
 				t.Errorf("%dx%d view %d: %d lines", sz.w, sz.h, app.active+1, len(lines))

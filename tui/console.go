@@ -11,6 +11,7 @@ import (
 	runbookview "github.com/pganalytics/pganalytics/tui/runbook"
 	smokeview "github.com/pganalytics/pganalytics/tui/smoke"
 	"github.com/pganalytics/pganalytics/tui/theme"
+	"github.com/pganalytics/pganalytics/tui/view"
 )
 
 // API is what the console's views read from the server.
@@ -56,18 +57,18 @@ func New(o Options) *App {
 		o.Keys = keys.New()
 	}
 	ctx, cancel := context.WithCancel(o.Context)
+	env := view.Env{Context: ctx, Theme: o.Theme, Keys: o.Keys, Now: o.Now}
 	runbookTab := func(title string, phases func(string) bool) Component {
-		return runbookview.New(runbookview.Options{Runner: o.Runner, Unavailable: o.RunbookUnavailable, Title: title,
-			Phases: phases, Context: ctx, Theme: o.Theme, Keys: o.Keys, Now: o.Now})
+		return runbookview.New(runbookview.Options{Env: env, Runner: o.Runner, Unavailable: o.RunbookUnavailable,
+			Title: title, Phases: phases})
 	}
 	tabs := []tab{
-		{"Replication", replication.New(replication.Options{Source: o.API, Context: ctx, Theme: o.Theme, Keys: o.Keys, Now: o.Now,
+		{"Replication", replication.New(replication.Options{Env: env, Source: o.API,
 			Thresholds: o.Thresholds, Refresh: o.Refresh, NoStream: o.NoStream})},
 		{"Runbook", runbookTab("Runbook", func(id string) bool { return id != RollbackPhase })},
-		{"Smoke", smokeview.New(smokeview.Options{Suite: o.Smoke, Unavailable: o.SmokeUnavailable, Context: ctx,
-			Theme: o.Theme, Keys: o.Keys, Now: o.Now})},
-		{"Collectors", collectors.New(collectors.Options{Source: o.API, Context: ctx, Theme: o.Theme, Keys: o.Keys, Now: o.Now})},
-		{"Alerts", alerts.New(alerts.Options{Source: o.API, Context: ctx, Theme: o.Theme, Keys: o.Keys, Now: o.Now})},
+		{"Smoke", smokeview.New(smokeview.Options{Env: env, Suite: o.Smoke, Unavailable: o.SmokeUnavailable})},
+		{"Collectors", collectors.New(collectors.Options{Env: env, Source: o.API})},
+		{"Alerts", alerts.New(alerts.Options{Env: env, Source: o.API})},
 		{"Rollback", runbookTab("Rollback", func(id string) bool { return id == RollbackPhase })},
 	}
 	return newApp(ctx, cancel, o, tabs)

@@ -17,6 +17,7 @@ import (
 	"github.com/pganalytics/pganalytics/tui/conn"
 	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
+	"github.com/pganalytics/pganalytics/tui/view"
 	"github.com/pganalytics/pganalytics/tui/widget"
 )
 
@@ -27,11 +28,8 @@ type Source interface {
 
 // Options configure the view.
 type Options struct {
+	view.Env
 	Source   Source
-	Context  context.Context
-	Theme    theme.Theme
-	Keys     keys.Map
-	Now      func() time.Time
 	Interval time.Duration // poll interval (default 15s)
 }
 
@@ -43,46 +41,31 @@ type Model struct {
 
 	width, height int
 
-	resp    api.AlertsResponse
-	loaded  bool
-	err     error
-	gen     int
-	backoff conn.Backoff
+	poll   *view.Poller[api.AlertsResponse]
+	resp   api.AlertsResponse
+	loaded bool
 
 	filter widget.Filter
 	cursor widget.Cursor
 	detail bool
 }
 
-type alertsMsg struct {
-	gen  int
-	resp api.AlertsResponse
-	err  error
-}
-
-type tickMsg struct{ gen int }
-
 // New builds the view.
 func New(o Options) *Model {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Context == nil {
-		o.Context = context.Background()
-	}
+	o.Env = o.Env.WithDefaults()
 	if o.Interval <= 0 {
 		o.Interval = 15 * time.Second
 	}
 	return &Model{
 		opts: o, keys: o.Keys, plain: o.Theme.Plain(),
-		filter:  widget.NewFilter(o.Theme, o.Keys),
-		backoff: conn.Backoff{Min: time.Second, Max: 30 * time.Second},
-		width:   80, height: 20,
+		poll:   view.NewPoller(o.Context, conn.SourceAlerts, o.Source.Alerts),
+		filter: widget.NewFilter(o.Theme, o.Keys),
+		width:  80, height: 20,
 	}
 }
 
 // Init fetches the alerts.
-func (m *Model) Init() tea.Cmd { return m.fetch() }
+func (m *Model) Init() tea.Cmd { return m.poll.Fetch() }
 
 // SetSize sets the area the view draws in.
 func (m *Model) SetSize(w, h int) { m.width, m.height = w, h }
@@ -104,46 +87,20 @@ func (m *Model) Badge() string {
 	return strconv.Itoa(n)
 }
 
-func (m *Model) fetch() tea.Cmd {
-	ctx, src, gen := m.opts.Context, m.opts.Source, m.gen
-	return func() tea.Msg {
-		resp, err := src.Alerts(ctx)
-		return alertsMsg{gen: gen, resp: resp, err: err}
-	}
-}
-
-func (m *Model) schedule(d time.Duration) tea.Cmd {
-	gen := m.gen
-	return tea.Tick(d, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
-}
-
 // Update handles data and keys.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
-	switch msg := msg.(type) {
-	case tickMsg:
-		if msg.gen == m.gen {
-			return m, m.fetch()
-		}
-	case alertsMsg:
-		return m, m.onAlerts(msg)
-	case tea.KeyMsg:
-		return m, m.handleKey(msg)
+	if cmd, ok := m.poll.Update(msg, m.opts.Interval, m.show); ok {
+		return m, cmd
+	}
+	if k, ok := msg.(tea.KeyMsg); ok {
+		return m, m.handleKey(k)
 	}
 	return m, nil
 }
 
-func (m *Model) onAlerts(msg alertsMsg) tea.Cmd {
-	if msg.err != nil {
-		if m.opts.Context.Err() != nil || msg.gen != m.gen {
-			return nil
-		}
-		m.err = msg.err
-		retry := m.backoff.Next()
-		return tea.Batch(conn.Report(conn.SourceAlerts, msg.err, retry), m.schedule(retry))
-	}
-	m.err = nil
-	m.backoff.Reset()
-	m.resp = msg.resp
+// show takes a fetched answer, firing alerts first.
+func (m *Model) show(resp api.AlertsResponse) {
+	m.resp = resp
 	sort.SliceStable(m.resp.Alerts, func(i, j int) bool {
 		a, b := m.resp.Alerts[i], m.resp.Alerts[j]
 		if a.Firing != b.Firing {
@@ -155,10 +112,6 @@ func (m *Model) onAlerts(msg alertsMsg) tea.Cmd {
 		return a.Name < b.Name
 	})
 	m.loaded = true
-	if msg.gen != m.gen {
-		return nil
-	}
-	return tea.Batch(conn.Report(conn.SourceAlerts, nil, 0), m.schedule(m.opts.Interval))
 }
 
 func (m *Model) visible() []api.Alert {
@@ -186,19 +139,10 @@ func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
 		return nil
 	}
 	n := len(m.visible())
+	if m.cursor.Navigate(k, m.keys, n, max(1, m.height-2)) {
+		return nil
+	}
 	switch {
-	case key.Matches(k, m.keys.Up):
-		m.cursor.Move(-1, n)
-	case key.Matches(k, m.keys.Down):
-		m.cursor.Move(1, n)
-	case key.Matches(k, m.keys.Top):
-		m.cursor.Move(-n, n)
-	case key.Matches(k, m.keys.Bottom):
-		m.cursor.Move(n, n)
-	case key.Matches(k, m.keys.PageUp):
-		m.cursor.Move(-max(1, m.height-2), n)
-	case key.Matches(k, m.keys.PageDown):
-		m.cursor.Move(max(1, m.height-2), n)
 	case key.Matches(k, m.keys.Open):
 		m.detail = n > 0 && !m.detail
 	case key.Matches(k, m.keys.Back):
@@ -212,8 +156,7 @@ func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
 		m.detail = false
 		m.filter.Start()
 	case key.Matches(k, m.keys.Refresh):
-		m.gen++
-		return m.fetch()
+		return m.poll.Restart()
 	}
 	return nil
 }
@@ -243,8 +186,8 @@ func (m *Model) View() string {
 		lines = append(lines, m.detailLines(vis[widget.Clamp(m.cursor.Index, len(vis))], now)...)
 	case len(vis) == 0:
 		switch {
-		case !m.loaded && m.err != nil:
-			lines = append(lines, th.Level(theme.LevelCrit).Render("Cannot load alerts: "+m.err.Error()))
+		case !m.loaded && m.poll.Err() != nil:
+			lines = append(lines, th.Level(theme.LevelCrit).Render("Cannot load alerts: "+m.poll.Err().Error()))
 		case !m.loaded:
 			lines = append(lines, th.Muted.Render("Loading alerts…"))
 		case m.filter.Value() != "":

@@ -5,11 +5,8 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-
 	_ "github.com/charmbracelet/x/exp/golden" // accepts -update, which `go test ./tui/... -update` passes to every package
 	"github.com/pganalytics/pganalytics/tui/internal/fake"
-	"github.com/pganalytics/pganalytics/tui/keys"
 )
 
 func TestMain(m *testing.M) {
@@ -17,18 +14,11 @@ func TestMain(m *testing.M) {
 	m.Run()
 }
 
-func press(s string) tea.KeyMsg {
-	if s == "enter" {
-		return tea.KeyMsg{Type: tea.KeyEnter}
-	}
-	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
-}
-
 func loaded(t *testing.T) *Model {
 	t.Helper()
-	m := New(Options{Source: &fake.API{}, Context: t.Context(), Theme: fake.Theme(), Keys: keys.New(), Now: fake.Clock})
+	m := New(Options{Env: fake.Env(t), Source: &fake.API{AlertsR: fake.Alerts()}})
 	m.SetSize(80, 20)
-	m.Update(alertsMsg{resp: fake.Alerts()})
+	m.Update(m.Init()())
 	return m
 }
 
@@ -62,7 +52,7 @@ func TestKeys(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := loaded(t)
 			for _, k := range tt.keys {
-				m.Update(press(k))
+				m.Update(fake.Press(k))
 			}
 			v := m.View()
 			for _, w := range tt.want {

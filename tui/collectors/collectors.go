@@ -16,6 +16,7 @@ import (
 	"github.com/pganalytics/pganalytics/tui/conn"
 	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
+	"github.com/pganalytics/pganalytics/tui/view"
 	"github.com/pganalytics/pganalytics/tui/widget"
 )
 
@@ -27,11 +28,8 @@ type Source interface {
 
 // Options configure the view.
 type Options struct {
+	view.Env
 	Source   Source
-	Context  context.Context
-	Theme    theme.Theme
-	Keys     keys.Map
-	Now      func() time.Time
 	Interval time.Duration // poll interval (default 10s)
 }
 
@@ -50,12 +48,10 @@ type Model struct {
 
 	width, height int
 
+	poll      *view.Poller[[]api.Collector]
 	list      []api.Collector
 	loaded    bool
-	err       error
 	updatedAt time.Time
-	gen       int
-	backoff   conn.Backoff
 
 	canWrite bool
 	filter   widget.Filter
@@ -66,14 +62,6 @@ type Model struct {
 	notice   string
 }
 
-type listMsg struct {
-	gen  int
-	list []api.Collector
-	err  error
-}
-
-type tickMsg struct{ gen int }
-
 type deletedMsg struct {
 	c   api.Collector
 	err error
@@ -81,20 +69,15 @@ type deletedMsg struct {
 
 // New builds the view. It starts read-only until SetRole grants more.
 func New(o Options) *Model {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Context == nil {
-		o.Context = context.Background()
-	}
+	o.Env = o.Env.WithDefaults()
 	if o.Interval <= 0 {
 		o.Interval = 10 * time.Second
 	}
 	m := &Model{
 		opts: o, keys: o.Keys, plain: o.Theme.Plain(),
+		poll:    view.NewPoller(o.Context, conn.SourceCollectors, o.Source.Collectors),
 		filter:  widget.NewFilter(o.Theme, o.Keys),
 		confirm: widget.NewConfirm(o.Theme, o.Keys),
-		backoff: conn.Backoff{Min: time.Second, Max: 30 * time.Second},
 		width:   80, height: 20,
 	}
 	m.SetRole(api.RoleViewer)
@@ -108,7 +91,7 @@ func (m *Model) SetRole(role string) {
 }
 
 // Init fetches the list.
-func (m *Model) Init() tea.Cmd { return m.fetch() }
+func (m *Model) Init() tea.Cmd { return m.poll.Fetch() }
 
 // SetSize sets the area the view draws in.
 func (m *Model) SetSize(w, h int) { m.width, m.height = w, h }
@@ -116,54 +99,28 @@ func (m *Model) SetSize(w, h int) { m.width, m.height = w, h }
 // Capturing reports that keys go to the filter or the prompt.
 func (m *Model) Capturing() bool { return m.filter.Typing() || m.confirm.Open() }
 
-func (m *Model) fetch() tea.Cmd {
-	ctx, src, gen := m.opts.Context, m.opts.Source, m.gen
-	return func() tea.Msg {
-		list, err := src.Collectors(ctx)
-		return listMsg{gen: gen, list: list, err: err}
-	}
-}
-
-func (m *Model) schedule(d time.Duration) tea.Cmd {
-	gen := m.gen
-	return tea.Tick(d, func(time.Time) tea.Msg { return tickMsg{gen: gen} })
-}
-
 // Update handles data and keys.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if cmd, ok := m.poll.Update(msg, m.opts.Interval, m.show); ok {
+		return m, cmd
+	}
 	switch msg := msg.(type) {
-	case tickMsg:
-		if msg.gen == m.gen {
-			return m, m.fetch()
-		}
-	case listMsg:
-		return m, m.onList(msg)
 	case deletedMsg:
 		if msg.err != nil {
 			m.notice = "deregistering " + msg.c.Name + " failed: " + msg.err.Error()
 			return m, nil
 		}
 		m.notice = "deregistered " + msg.c.Name + " (" + msg.c.ID + ")"
-		m.gen++
-		return m, m.fetch()
+		return m, m.poll.Restart()
 	case tea.KeyMsg:
 		return m, m.handleKey(msg)
 	}
 	return m, nil
 }
 
-func (m *Model) onList(msg listMsg) tea.Cmd {
-	if msg.err != nil {
-		if m.opts.Context.Err() != nil || msg.gen != m.gen {
-			return nil
-		}
-		m.err = msg.err
-		retry := m.backoff.Next()
-		return tea.Batch(conn.Report(conn.SourceCollectors, msg.err, retry), m.schedule(retry))
-	}
-	m.err = nil
-	m.backoff.Reset()
-	m.list = msg.list
+// show takes a fetched list, sorted by name.
+func (m *Model) show(list []api.Collector) {
+	m.list = list
 	sort.Slice(m.list, func(i, j int) bool {
 		if m.list[i].Name != m.list[j].Name {
 			return m.list[i].Name < m.list[j].Name
@@ -172,10 +129,6 @@ func (m *Model) onList(msg listMsg) tea.Cmd {
 	})
 	m.loaded = true
 	m.updatedAt = m.opts.Now()
-	if msg.gen != m.gen {
-		return nil
-	}
-	return tea.Batch(conn.Report(conn.SourceCollectors, nil, 0), m.schedule(m.opts.Interval))
 }
 
 func (m *Model) visible() []api.Collector {
@@ -220,20 +173,10 @@ func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
 		}
 		return nil
 	}
-	n := len(m.visible())
+	if m.cursor.Navigate(k, m.keys, len(m.visible()), max(1, m.height-3)) {
+		return nil
+	}
 	switch {
-	case key.Matches(k, m.keys.Up):
-		m.cursor.Move(-1, n)
-	case key.Matches(k, m.keys.Down):
-		m.cursor.Move(1, n)
-	case key.Matches(k, m.keys.Top):
-		m.cursor.Move(-n, n)
-	case key.Matches(k, m.keys.Bottom):
-		m.cursor.Move(n, n)
-	case key.Matches(k, m.keys.PageUp):
-		m.cursor.Move(-m.listHeight(), n)
-	case key.Matches(k, m.keys.PageDown):
-		m.cursor.Move(m.listHeight(), n)
 	case key.Matches(k, m.keys.Open):
 		_, ok := m.selected()
 		m.detail = ok && !m.detail
@@ -248,8 +191,7 @@ func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
 		m.detail = false
 		m.filter.Start()
 	case key.Matches(k, m.keys.Refresh):
-		m.gen++
-		return m.fetch()
+		return m.poll.Restart()
 	case k.String() == m.keys.Deregister.Keys()[0]:
 		// Matched by key, not through the binding: a viewer's binding is disabled (hidden from the
 		// help), yet pressing it deserves an answer rather than silence.
@@ -272,8 +214,6 @@ func (m *Model) askDeregister() tea.Cmd {
 	}
 	return nil
 }
-
-func (m *Model) listHeight() int { return max(1, m.height-3) }
 
 // Level judges a collector: stale or a nearly full buffer is critical; failures over 1 % and a
 // collector that never pushed are warnings.
@@ -360,8 +300,8 @@ func (m *Model) statusLine() string {
 func (m *Model) emptyText() string {
 	th := m.opts.Theme
 	switch {
-	case !m.loaded && m.err != nil:
-		return th.Level(theme.LevelCrit).Render("Cannot load collectors: " + m.err.Error())
+	case !m.loaded && m.poll.Err() != nil:
+		return th.Level(theme.LevelCrit).Render("Cannot load collectors: " + m.poll.Err().Error())
 	case !m.loaded:
 		return th.Muted.Render("Loading collectors…")
 	case m.filter.Value() != "":

@@ -11,7 +11,6 @@ import (
 	_ "github.com/charmbracelet/x/exp/golden" // accepts -update, which `go test ./tui/... -update` passes to every package
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/tui/internal/fake"
-	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
 )
 
@@ -20,38 +19,25 @@ func TestMain(m *testing.M) {
 	m.Run()
 }
 
-func press(s string) tea.KeyMsg {
-	switch s {
-	case "enter":
-		return tea.KeyMsg{Type: tea.KeyEnter}
-	case "esc":
-		return tea.KeyMsg{Type: tea.KeyEscape}
-	}
-	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
-}
-
 func loaded(t *testing.T, role string) (*Model, *fake.API) {
 	t.Helper()
 	f := &fake.API{CollectorsR: fake.Collectors()}
-	m := New(Options{Source: f, Context: t.Context(), Theme: fake.Theme(), Keys: keys.New(), Now: fake.Clock})
+	m := New(Options{Env: fake.Env(t), Source: f})
 	m.SetSize(80, 20)
 	m.SetRole(role)
-	list, _ := f.Collectors(t.Context())
-	m.Update(listMsg{list: list})
+	m.Update(m.Init()())
 	return m, f
 }
 
-// run executes cmd and feeds its message back, as the program would.
-func run(t *testing.T, m *Model, cmd tea.Cmd) {
-	t.Helper()
+// run executes cmd and feeds its message back, as the program would, until a batch (the report and
+// the next poll's timer) ends the chain.
+func run(m *Model, cmd tea.Cmd) {
 	for cmd != nil {
 		msg := cmd()
-		switch msg.(type) {
-		case deletedMsg, listMsg:
-			_, cmd = m.Update(msg)
-		default:
+		if _, ok := msg.(tea.BatchMsg); ok {
 			return
 		}
+		_, cmd = m.Update(msg)
 	}
 }
 
@@ -96,8 +82,8 @@ func TestDeregister(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, f := loaded(t, tt.role)
 			for _, k := range tt.keys {
-				_, cmd := m.Update(press(k))
-				run(t, m, cmd)
+				_, cmd := m.Update(fake.Press(k))
+				run(m, cmd)
 			}
 			if got := f.DeletedIDs(); !slices.Equal(got, tt.wantDeleted) {
 				t.Errorf("deleted %v, want %v", got, tt.wantDeleted)
@@ -144,7 +130,7 @@ func TestNavigationAndFilter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, _ := loaded(t, api.RoleViewer)
 			for _, k := range tt.keys {
-				m.Update(press(k))
+				m.Update(fake.Press(k))
 			}
 			if c, _ := m.selected(); c.Name != tt.want {
 				t.Errorf("selected %q, want %q", c.Name, tt.want)
@@ -155,8 +141,8 @@ func TestNavigationAndFilter(t *testing.T) {
 
 func TestDetail(t *testing.T) {
 	m, _ := loaded(t, api.RoleViewer)
-	m.Update(press("j"))
-	m.Update(press("enter"))
+	m.Update(fake.Press("j"))
+	m.Update(fake.Press("enter"))
 	v := m.View()
 	for _, want := range []string{"collector prod-east", fake.EastID, "12% used, 0 samples dropped", "17280, 3 failed (0.02%)"} {
 		if !strings.Contains(v, want) {

@@ -14,30 +14,7 @@ import (
 // of GET /replication at the refresh interval brings the whole picture (stale flags, deregistered
 // collectors) and carries the view alone while the stream is down. Each feed retries with backoff.
 
-// pollMsg answers one poll. gen ties it to the poll chain that asked: only the current chain
-// schedules the next poll, so "r" and +/- never leave two chains running.
-type pollMsg struct {
-	gen  int
-	resp api.ReplicationResponse
-	err  error
-}
-
-type pollTickMsg struct{ gen int }
-
 type streamRetryMsg struct{ gen int }
-
-func (m *Model) pollCmd() tea.Cmd {
-	ctx, src, gen := m.opts.Context, m.opts.Source, m.pollGen
-	return func() tea.Msg {
-		resp, err := src.Replication(ctx, "")
-		return pollMsg{gen: gen, resp: resp, err: err}
-	}
-}
-
-func (m *Model) pollTick(d time.Duration) tea.Cmd {
-	gen := m.pollGen
-	return tea.Tick(d, func(time.Time) tea.Msg { return pollTickMsg{gen: gen} })
-}
 
 // openStream starts following the stream. Events reach the view one at a time through a pump, so a
 // burst of pushes cannot flood the program's message queue.
@@ -51,17 +28,10 @@ func (m *Model) openStream() tea.Cmd {
 }
 
 func (m *Model) handleFeed(msg tea.Msg) (tea.Cmd, bool) {
+	if cmd, ok := m.poll.Update(msg, m.refresh(), m.onPoll); ok {
+		return cmd, true
+	}
 	switch msg := msg.(type) {
-	case pollTickMsg:
-		if msg.gen != m.pollGen {
-			return nil, true
-		}
-		if m.paused {
-			return m.pollTick(m.refresh()), true
-		}
-		return m.pollCmd(), true
-	case pollMsg:
-		return m.onPoll(msg), true
 	case widget.Event[api.CollectorTopology]:
 		return m.onStreamEvent(msg), true
 	case streamRetryMsg:
@@ -73,33 +43,16 @@ func (m *Model) handleFeed(msg tea.Msg) (tea.Cmd, bool) {
 	return nil, false
 }
 
-func (m *Model) onPoll(msg pollMsg) tea.Cmd {
-	current := msg.gen == m.pollGen
-	if msg.err != nil {
-		if !current {
-			return nil
-		}
-		if m.opts.Context.Err() != nil {
-			return nil
-		}
-		m.lastErr = msg.err
-		retry := m.pollBackoff.Next()
-		return tea.Batch(conn.Report(conn.SourceReplication, msg.err, retry), m.pollTick(retry))
-	}
-	m.lastErr = nil
-	m.pollBackoff.Reset()
+// onPoll takes a poll's answer: the whole picture, held while paused.
+func (m *Model) onPoll(resp api.ReplicationResponse) {
 	if m.paused {
-		m.heldPoll = &msg.resp
-	} else {
-		m.state.replaceAll(msg.resp, m.now())
-		m.loaded = true
-		m.updatedAt = m.now()
-		m.dirty = true
+		m.heldPoll = &resp
+		return
 	}
-	if !current {
-		return nil
-	}
-	return tea.Batch(conn.Report(conn.SourceReplication, nil, 0), m.pollTick(m.refresh()))
+	m.state.replaceAll(resp, m.now())
+	m.loaded = true
+	m.updatedAt = m.now()
+	m.dirty = true
 }
 
 func (m *Model) onStreamEvent(msg widget.Event[api.CollectorTopology]) tea.Cmd {
@@ -150,11 +103,5 @@ func (m *Model) resume() tea.Cmd {
 		m.loaded = true
 	}
 	m.dirty = true
-	return m.refreshNow()
-}
-
-// refreshNow polls immediately and restarts the poll chain.
-func (m *Model) refreshNow() tea.Cmd {
-	m.pollGen++
-	return m.pollCmd()
+	return m.poll.Restart()
 }

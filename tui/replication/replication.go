@@ -16,6 +16,7 @@ import (
 	"github.com/pganalytics/pganalytics/tui/conn"
 	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
+	"github.com/pganalytics/pganalytics/tui/view"
 	"github.com/pganalytics/pganalytics/tui/widget"
 )
 
@@ -32,11 +33,8 @@ func refreshSteps() []time.Duration {
 
 // Options configure the view.
 type Options struct {
+	view.Env
 	Source     Source
-	Context    context.Context // bounds every request and the stream
-	Theme      theme.Theme
-	Keys       keys.Map
-	Now        func() time.Time
 	Thresholds Thresholds
 	Refresh    time.Duration // initial poll interval; rounded down to 1s, 2s, 5s, 10s, 30s or 1m
 	History    int           // samples kept per standby (default 120)
@@ -58,9 +56,7 @@ type Model struct {
 	updatedAt  time.Time
 	refreshIdx int
 
-	pollGen       int
-	pollBackoff   conn.Backoff
-	lastErr       error
+	poll          *view.Poller[api.ReplicationResponse]
 	stream        *widget.Pump[api.CollectorTopology]
 	streamGen     int // retry timers of an earlier failure are ignored
 	streamBackoff conn.Backoff
@@ -81,12 +77,7 @@ type Model struct {
 
 // New builds the view; nothing happens on the network until Init's commands run.
 func New(o Options) *Model {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Context == nil {
-		o.Context = context.Background()
-	}
+	o.Env = o.Env.WithDefaults()
 	if o.Thresholds == (Thresholds{}) {
 		o.Thresholds = DefaultThresholds()
 	}
@@ -100,12 +91,15 @@ func New(o Options) *Model {
 		state:         newState(o.History),
 		held:          map[string]api.CollectorTopology{},
 		filter:        widget.NewFilter(o.Theme, o.Keys),
-		pollBackoff:   conn.Backoff{Min: time.Second, Max: 30 * time.Second},
 		streamBackoff: conn.Backoff{Min: time.Second, Max: 30 * time.Second},
 		refreshIdx:    2,
 		width:         80,
 		height:        20,
 	}
+	m.poll = view.NewPoller(o.Context, conn.SourceReplication, func(ctx context.Context) (api.ReplicationResponse, error) {
+		return o.Source.Replication(ctx, "")
+	})
+	m.poll.Hold = func() bool { return m.paused }
 	if o.Refresh > 0 {
 		for i, d := range refreshSteps() {
 			if d <= o.Refresh {
@@ -122,9 +116,9 @@ func (m *Model) refresh() time.Duration { return refreshSteps()[m.refreshIdx] }
 // Init polls at once and opens the stream.
 func (m *Model) Init() tea.Cmd {
 	if m.opts.NoStream {
-		return m.pollCmd()
+		return m.poll.Fetch()
 	}
-	return tea.Batch(m.pollCmd(), m.openStream())
+	return tea.Batch(m.poll.Fetch(), m.openStream())
 }
 
 // SetSize sets the area the view draws in.
@@ -214,16 +208,16 @@ func (m *Model) globalKey(k tea.KeyMsg) tea.Cmd {
 	case key.Matches(k, m.keys.Faster):
 		if m.refreshIdx > 0 {
 			m.refreshIdx--
-			return m.refreshNow()
+			return m.poll.Restart()
 		}
 	case key.Matches(k, m.keys.Slower):
 		if m.refreshIdx < len(refreshSteps())-1 {
 			m.refreshIdx++
-			return m.refreshNow()
+			return m.poll.Restart()
 		}
 	case key.Matches(k, m.keys.Refresh):
 		if !m.paused {
-			return m.refreshNow()
+			return m.poll.Restart()
 		}
 	}
 	return nil
@@ -360,8 +354,8 @@ func (m *Model) visibleLines(height int, now time.Time) []string {
 func (m *Model) emptyText() string {
 	th := m.opts.Theme
 	switch {
-	case !m.loaded && m.lastErr != nil:
-		return th.Level(theme.LevelCrit).Render("Cannot load the replication topology: " + m.lastErr.Error())
+	case !m.loaded && m.poll.Err() != nil:
+		return th.Level(theme.LevelCrit).Render("Cannot load the replication topology: " + m.poll.Err().Error())
 	case !m.loaded:
 		return th.Muted.Render("Loading the replication topology…")
 	case m.filter.Value() != "":

@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/tui/conn"
 	"github.com/pganalytics/pganalytics/tui/internal/fake"
-	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
 	"github.com/pganalytics/pganalytics/tui/widget"
 )
@@ -25,7 +23,7 @@ func TestMain(m *testing.M) {
 
 func newModel(t *testing.T, src Source) *Model {
 	t.Helper()
-	m := New(Options{Source: src, Context: t.Context(), Theme: fake.Theme(), Keys: keys.New(), Now: fake.Clock})
+	m := New(Options{Env: fake.Env(t), Source: src})
 	m.SetSize(80, 22)
 	return m
 }
@@ -35,23 +33,11 @@ func loaded(t *testing.T) (*Model, *fake.API) {
 	t.Helper()
 	f := fake.Replication()
 	m := newModel(t, f)
-	m.Update(pollMsg{resp: f.Topology})
+	m.Update(m.poll.Fetch()())
 	for _, e := range f.Events {
 		m.Update(widget.Event[api.CollectorTopology]{Pump: m.stream, Value: e})
 	}
 	return m, f
-}
-
-func press(s string) tea.KeyMsg {
-	switch s {
-	case "enter":
-		return tea.KeyMsg{Type: tea.KeyEnter}
-	case "esc":
-		return tea.KeyMsg{Type: tea.KeyEscape}
-	case " ":
-		return tea.KeyMsg{Type: tea.KeySpace, Runes: []rune{' '}}
-	}
-	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
 }
 
 func TestStateHistoryIsBoundedAndDeduplicated(t *testing.T) {
@@ -193,7 +179,7 @@ func TestKeys(t *testing.T) {
 			if !m.detail || !strings.Contains(m.View(), "replay lag history: 5 of 120 samples") {
 				t.Fatalf("detail not open on replica1:\n%s", m.View())
 			}
-			m.Update(press("esc"))
+			m.Update(fake.Press("esc"))
 			if m.detail {
 				t.Error("esc left the detail open")
 			}
@@ -202,7 +188,7 @@ func TestKeys(t *testing.T) {
 			if !m.paused || !strings.Contains(m.View(), "PAUSED") {
 				t.Fatal("not paused")
 			}
-			m.Update(press(" "))
+			m.Update(fake.Press(" "))
 			if m.paused {
 				t.Error("still paused")
 			}
@@ -211,8 +197,8 @@ func TestKeys(t *testing.T) {
 			if m.refresh() != 2*time.Second {
 				t.Errorf("refresh %s, want 2s", m.refresh())
 			}
-			m.Update(press("-"))
-			m.Update(press("-"))
+			m.Update(fake.Press("-"))
+			m.Update(fake.Press("-"))
 			if m.refresh() != 10*time.Second {
 				t.Errorf("refresh %s, want 10s", m.refresh())
 			}
@@ -230,7 +216,7 @@ func TestKeys(t *testing.T) {
 			if m.Capturing() {
 				t.Error("still typing after enter")
 			}
-			m.Update(press("esc"))
+			m.Update(fake.Press("esc"))
 			if !strings.Contains(m.View(), "replica1") {
 				t.Error("esc did not clear the filter")
 			}
@@ -246,7 +232,7 @@ func TestKeys(t *testing.T) {
 			m, _ := loaded(t)
 			m.View()
 			for _, k := range tt.keys {
-				m.Update(press(k))
+				m.Update(fake.Press(k))
 			}
 			tt.check(t, m)
 		})
@@ -256,8 +242,8 @@ func TestKeys(t *testing.T) {
 func TestPausedUpdatesAreHeld(t *testing.T) {
 	f := fake.Replication()
 	m := newModel(t, f)
-	m.Update(pollMsg{resp: f.Topology})
-	m.Update(press(" "))
+	m.Update(m.poll.Fetch()())
+	m.Update(fake.Press(" "))
 	last := f.Events[len(f.Events)-1]
 	m.Update(widget.Event[api.CollectorTopology]{Pump: m.stream, Value: last})
 	if strings.Contains(m.View(), "7.5 MiB") {
@@ -266,20 +252,20 @@ func TestPausedUpdatesAreHeld(t *testing.T) {
 	if !strings.Contains(m.View(), "PAUSED (1 updates held)") {
 		t.Errorf("status line does not count held updates:\n%s", m.View())
 	}
-	m.Update(press(" "))
+	m.Update(fake.Press(" "))
 	if !strings.Contains(m.View(), "7.5 MiB") {
 		t.Errorf("resuming did not apply the held update:\n%s", m.View())
 	}
 }
 
 func TestFailuresBackOffAndReport(t *testing.T) {
-	m := newModel(t, &fake.API{})
-	_, cmd := m.Update(pollMsg{gen: m.pollGen, err: fake.ErrRefused})
+	m := newModel(t, &fake.API{Err: fake.ErrRefused})
+	_, cmd := m.Update(m.poll.Fetch()())
 	reports := collect(cmd)
 	if len(reports) != 1 || reports[0].Source != conn.SourceReplication || reports[0].RetryIn != time.Second {
 		t.Fatalf("reports = %+v, want one replication failure retrying in 1s", reports)
 	}
-	_, cmd = m.Update(pollMsg{gen: m.pollGen, err: fake.ErrRefused})
+	_, cmd = m.Update(m.poll.Fetch()())
 	if r := collect(cmd); len(r) != 1 || r[0].RetryIn != 2*time.Second {
 		t.Errorf("second failure = %+v, want a retry in 2s", r)
 	}
@@ -325,10 +311,10 @@ func runQuick(cmd tea.Cmd) tea.Msg {
 }
 
 func BenchmarkReplicationView(b *testing.B) {
-	m := New(Options{Source: &fake.API{}, Context: context.Background(), Theme: fake.Theme(), Keys: keys.New(), Now: fake.Clock})
-	m.SetSize(160, 48)
 	fleet := fake.Fleet(50, 5)
-	m.Update(pollMsg{resp: fleet})
+	m := New(Options{Env: fake.Env(b), Source: &fake.API{Topology: fleet}})
+	m.SetSize(160, 48)
+	m.Update(m.poll.Fetch()())
 	for i := range 120 { // a full history per standby
 		for _, t := range fleet.Collectors {
 			t.Snapshot.CollectedAt = t.Snapshot.CollectedAt.Add(time.Duration(i+1) * time.Second)
@@ -337,7 +323,7 @@ func BenchmarkReplicationView(b *testing.B) {
 	}
 	m.dirty = true
 	m.View()
-	m.Update(press("j"))
+	m.Update(fake.Press("j"))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -347,9 +333,9 @@ func BenchmarkReplicationView(b *testing.B) {
 
 // BenchmarkReplicationRelayout is a frame after new data: the rows are rebuilt before drawing.
 func BenchmarkReplicationRelayout(b *testing.B) {
-	m := New(Options{Source: &fake.API{}, Context: context.Background(), Theme: fake.Theme(), Keys: keys.New(), Now: fake.Clock})
+	m := New(Options{Env: fake.Env(b), Source: &fake.API{Topology: fake.Fleet(50, 5)}})
 	m.SetSize(160, 48)
-	m.Update(pollMsg{resp: fake.Fleet(50, 5)})
+	m.Update(m.poll.Fetch()())
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {

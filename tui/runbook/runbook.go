@@ -14,6 +14,7 @@ import (
 	"github.com/pganalytics/pganalytics/runbook"
 	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
+	"github.com/pganalytics/pganalytics/tui/view"
 	"github.com/pganalytics/pganalytics/tui/widget"
 )
 
@@ -29,14 +30,11 @@ type Runner interface {
 
 // Options configure the view.
 type Options struct {
+	view.Env
 	Runner      Runner // nil when no runbook could be loaded; Unavailable says why
 	Unavailable string
 	Title       string               // "Runbook" or "Rollback"
 	Phases      func(id string) bool // which phases this view shows
-	Context     context.Context
-	Theme       theme.Theme
-	Keys        keys.Map
-	Now         func() time.Time
 }
 
 // outputLines bounds the output kept per step.
@@ -87,12 +85,7 @@ type Model struct {
 
 // New builds the view from the runner's runbook; the past runs load in Init's command.
 func New(o Options) *Model {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Context == nil {
-		o.Context = context.Background()
-	}
+	o.Env = o.Env.WithDefaults()
 	if o.Phases == nil {
 		o.Phases = func(string) bool { return true }
 	}

@@ -8,13 +8,10 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-
 	_ "github.com/charmbracelet/x/exp/golden" // accepts -update, which `go test ./tui/... -update` passes to every package
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/runbook"
 	"github.com/pganalytics/pganalytics/tui/internal/fake"
-	"github.com/pganalytics/pganalytics/tui/keys"
 )
 
 func TestMain(m *testing.M) {
@@ -22,19 +19,9 @@ func TestMain(m *testing.M) {
 	m.Run()
 }
 
-func press(s string) tea.KeyMsg {
-	switch s {
-	case "enter":
-		return tea.KeyMsg{Type: tea.KeyEnter}
-	case "esc":
-		return tea.KeyMsg{Type: tea.KeyEscape}
-	}
-	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
-}
-
 func newView(t *testing.T, r Runner, role string, phases func(string) bool) (*Model, *fake.Driver) {
 	t.Helper()
-	m := New(Options{Runner: r, Title: "Runbook", Phases: phases, Context: t.Context(), Theme: fake.Theme(), Keys: keys.New(), Now: fake.Clock})
+	m := New(Options{Env: fake.Env(t), Runner: r, Title: "Runbook", Phases: phases})
 	m.SetSize(100, 30)
 	m.SetRole(role)
 	d := fake.NewDriver(t, m)
@@ -59,8 +46,8 @@ func TestHistoryShowsWhereTheLastRunStopped(t *testing.T) {
 
 func TestRunStepStreamsOutput(t *testing.T) {
 	m, d := newView(t, fake.NewRunner(), api.RoleOperator, only("staging"))
-	d.Send(press("j")) // health
-	d.Send(press("enter"))
+	d.Send(fake.Press("j")) // health
+	d.Send(fake.Press("enter"))
 	if !m.Busy() {
 		t.Fatal("enter did not start a run")
 	}
@@ -103,14 +90,14 @@ func TestPrompts(t *testing.T) {
 			r := fake.NewRunner()
 			r.Fail = tt.fail
 			m, d := newView(t, r, api.RoleAdmin, only(tt.phase))
-			d.Send(press("p"))
+			d.Send(fake.Press("p"))
 			for i, keys := range tt.keys {
 				d.Until("prompt", func() bool { return m.prompting() || !m.Busy() })
 				if !m.prompting() {
 					t.Fatalf("prompt %d never came:\n%s", i, m.View())
 				}
 				for _, k := range keys {
-					d.Send(press(k))
+					d.Send(fake.Press(k))
 				}
 			}
 			d.Until("the run's end", func() bool { return !m.Busy() })
@@ -128,28 +115,28 @@ func TestPrompts(t *testing.T) {
 
 func TestPromptShowsWhatItAsks(t *testing.T) {
 	m, d := newView(t, fake.NewRunner(), api.RoleAdmin, only("rollback"))
-	d.Send(press("p"))
+	d.Send(fake.Press("p"))
 	d.Until("manual prompt", m.prompting)
 	if v := m.View(); !strings.Contains(v, "Manual step rollback/assess") || !strings.Contains(v, "WAIT") {
 		t.Errorf("manual prompt:\n%s", v)
 	}
-	d.Send(press("y"))
+	d.Send(fake.Press("y"))
 	d.Until("destructive prompt", func() bool { return m.prompting() && m.run.prompt.Kind == runbook.PromptDestructive })
-	d.Send(press("x"))
+	d.Send(fake.Press("x"))
 	v := m.View()
 	for _, want := range []string{"DESTRUCTIVE step rollback/restore", "Type restore and press enter", "> x"} {
 		if !strings.Contains(v, want) {
 			t.Errorf("destructive prompt lacks %q:\n%s", want, v)
 		}
 	}
-	d.Send(press("esc"))
+	d.Send(fake.Press("esc"))
 	d.Until("abort", func() bool { return !m.Busy() })
 }
 
 func TestViewerCannotRun(t *testing.T) {
 	m, d := newView(t, fake.NewRunner(), api.RoleViewer, only("staging"))
 	for _, k := range []string{"enter", "p", "c"} {
-		d.Send(press(k))
+		d.Send(fake.Press(k))
 		if m.Busy() {
 			t.Fatalf("%s started a run for a viewer", k)
 		}
@@ -166,7 +153,7 @@ func TestViewerCannotRun(t *testing.T) {
 
 func TestResume(t *testing.T) {
 	m, d := newView(t, fake.NewRunner(), api.RoleOperator, only("staging"))
-	d.Send(press("c"))
+	d.Send(fake.Press("c"))
 	d.Until("manual prompt", m.prompting)
 	if got := m.status("staging/deploy-api"); got != runbook.StatusSucceeded {
 		t.Errorf("resume reset deploy-api to %s", got)
@@ -174,7 +161,7 @@ func TestResume(t *testing.T) {
 	if got := m.status("staging/health"); got != runbook.StatusSucceeded {
 		t.Errorf("health is %s after resuming, want it rerun and succeeded", got)
 	}
-	d.Send(press("y"))
+	d.Send(fake.Press("y"))
 	d.Until("the run's end", func() bool { return !m.Busy() })
 	if _, ok := m.lastRun["staging"]; ok {
 		t.Error("a succeeded run is still offered for resuming")
@@ -216,7 +203,7 @@ run = "echo bye"
 	runner := &EngineRunner{Book: book, Environment: env, StateDir: dir, Operator: "tester"}
 
 	m, d := newView(t, runner, api.RoleAdmin, nil)
-	d.Send(press("p"))
+	d.Send(fake.Press("p"))
 	d.Until("manual prompt", m.prompting)
 	if v := m.View(); !strings.Contains(v, "DONE") || m.status("p/hello") != runbook.StatusSucceeded {
 		t.Fatalf("hello did not succeed:\n%s", v)
@@ -224,7 +211,7 @@ run = "echo bye"
 	if got := m.steps["p/hello"].output.Values(); len(got) != 2 || got[0] != "hello from bash" {
 		t.Errorf("output of hello = %q", got)
 	}
-	d.Send(press("a")) // abort at the manual step
+	d.Send(fake.Press("a")) // abort at the manual step
 	d.Until("the run's end", func() bool { return !m.Busy() })
 
 	runs, err := (&runbook.Store{Dir: dir}).List()
@@ -242,9 +229,9 @@ run = "echo bye"
 	if v := m2.View(); !strings.Contains(v, "aborted at p/confirm: c resumes") {
 		t.Errorf("restarted view does not show where the run stopped:\n%s", v)
 	}
-	d2.Send(press("c"))
+	d2.Send(fake.Press("c"))
 	d2.Until("manual prompt", m2.prompting)
-	d2.Send(press("y"))
+	d2.Send(fake.Press("y"))
 	d2.Until("the run's end", func() bool { return !m2.Busy() })
 	if m2.status("p/bye") != runbook.StatusSucceeded || m2.lastRun["p"] != nil {
 		t.Errorf("resumed run did not finish:\n%s", m2.View())
@@ -253,7 +240,7 @@ run = "echo bye"
 
 func TestQuitWaitsForTheInterruptedRun(t *testing.T) {
 	m, d := newView(t, fake.NewRunner(), api.RoleAdmin, only("rollback"))
-	d.Send(press("p"))
+	d.Send(fake.Press("p"))
 	d.Until("manual prompt", m.prompting)
 	m.run.cancel() // what quitting does to the console's context
 	done := make(chan struct{})

@@ -16,6 +16,7 @@ import (
 	"github.com/pganalytics/pganalytics/smoke"
 	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
+	"github.com/pganalytics/pganalytics/tui/view"
 	"github.com/pganalytics/pganalytics/tui/widget"
 )
 
@@ -27,12 +28,9 @@ type Suite interface {
 
 // Options configure the view.
 type Options struct {
-	Suite       Suite  // nil when the suite cannot be built; Unavailable says why
-	Unavailable string //
-	Context     context.Context
-	Theme       theme.Theme
-	Keys        keys.Map
-	Now         func() time.Time
+	view.Env
+	Suite       Suite // nil when the suite cannot be built; Unavailable says why
+	Unavailable string
 }
 
 type checkState int
@@ -76,12 +74,7 @@ type Model struct {
 
 // New builds the view with every selected check pending.
 func New(o Options) *Model {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Context == nil {
-		o.Context = context.Background()
-	}
+	o.Env = o.Env.WithDefaults()
 	m := &Model{
 		opts: o, keys: o.Keys, plain: o.Theme.Plain(),
 		spinner: spinner.New(spinner.WithSpinner(spinner.MiniDot), spinner.WithStyle(o.Theme.Accent)),

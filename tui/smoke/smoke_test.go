@@ -10,20 +10,12 @@ import (
 
 	_ "github.com/charmbracelet/x/exp/golden" // accepts -update, which `go test ./tui/... -update` passes to every package
 	"github.com/pganalytics/pganalytics/tui/internal/fake"
-	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/widget"
 )
 
 func TestMain(m *testing.M) {
 	time.Local = time.UTC
 	m.Run()
-}
-
-func press(s string) tea.KeyMsg {
-	if s == "enter" {
-		return tea.KeyMsg{Type: tea.KeyEnter}
-	}
-	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
 }
 
 // drive runs cmd and the run's events it leads to, as the program would.
@@ -47,7 +39,7 @@ func drive(m *Model, cmd tea.Cmd) {
 }
 
 func newModel(t *testing.T, s Suite) *Model {
-	m := New(Options{Suite: s, Context: t.Context(), Theme: fake.Theme(), Keys: keys.New(), Now: fake.Clock})
+	m := New(Options{Env: fake.Env(t), Suite: s})
 	m.SetSize(80, 20)
 	return m
 }
@@ -57,7 +49,7 @@ func TestRun(t *testing.T) {
 	if v := m.View(); !strings.Contains(v, "not run yet") || strings.Count(v, "  ·") != 6 {
 		t.Fatalf("before a run every check is pending:\n%s", v)
 	}
-	_, cmd := m.Update(press("enter"))
+	_, cmd := m.Update(fake.Press("enter"))
 	if !m.Running() || !strings.Contains(m.View(), "running 1/6") {
 		t.Fatalf("enter did not start the suite:\n%s", m.View())
 	}
@@ -75,10 +67,10 @@ func TestRun(t *testing.T) {
 
 func TestSelectedCheckShowsItsWholeReason(t *testing.T) {
 	m := newModel(t, fake.SmokeSuite())
-	_, cmd := m.Update(press("r"))
+	_, cmd := m.Update(fake.Press("r"))
 	drive(m, cmd)
 	for range 4 {
-		m.Update(press("j"))
+		m.Update(fake.Press("j"))
 	}
 	v := m.View()
 	if !strings.Contains(v, "rbac: a viewer gets 403") || !strings.Contains(v, "does not check the role") {
@@ -90,7 +82,7 @@ func TestSuiteThatCannotRun(t *testing.T) {
 	s := fake.SmokeSuite()
 	s.Err = errors.New("smoke: api unreachable: connection refused")
 	m := newModel(t, s)
-	_, cmd := m.Update(press("enter"))
+	_, cmd := m.Update(fake.Press("enter"))
 	drive(m, cmd)
 	if v := m.View(); !strings.Contains(v, "The suite could not run: smoke: api unreachable") {
 		t.Errorf("error not shown:\n%s", v)
@@ -98,9 +90,9 @@ func TestSuiteThatCannotRun(t *testing.T) {
 }
 
 func TestUnavailable(t *testing.T) {
-	m := New(Options{Unavailable: "no admin credentials", Theme: fake.Theme(), Keys: keys.New()})
+	m := New(Options{Env: fake.Env(t), Unavailable: "no admin credentials"})
 	m.SetSize(80, 10)
-	_, cmd := m.Update(press("enter"))
+	_, cmd := m.Update(fake.Press("enter"))
 	if cmd != nil || !strings.Contains(m.View(), "not available: no admin credentials") {
 		t.Errorf("unavailable suite:\n%s", m.View())
 	}

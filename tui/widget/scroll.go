@@ -1,5 +1,12 @@
 package widget
 
+import (
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/pganalytics/pganalytics/tui/keys"
+)
+
 // Window returns the first line to show so that the selected lines [selStart, selEnd) are visible in
 // a window of height lines over total lines, moving the previous offset as little as possible.
 func Window(offset, total, height, selStart, selEnd int) int {
@@ -40,4 +47,26 @@ func (c *Cursor) Visible(height, n int) (start, end int) {
 	c.Index = Clamp(c.Index, n)
 	c.Offset = Window(c.Offset, n, height, c.Index, c.Index+1)
 	return c.Offset, min(n, c.Offset+height)
+}
+
+// Navigate moves the selection over n rows for the list keys (up, down, top, bottom, and page up
+// and down by page rows) and reports whether k was one of them.
+func (c *Cursor) Navigate(k tea.KeyMsg, km keys.Map, n, page int) bool {
+	switch {
+	case key.Matches(k, km.Up):
+		c.Move(-1, n)
+	case key.Matches(k, km.Down):
+		c.Move(1, n)
+	case key.Matches(k, km.Top):
+		c.Move(-n, n)
+	case key.Matches(k, km.Bottom):
+		c.Move(n, n)
+	case key.Matches(k, km.PageUp):
+		c.Move(-page, n)
+	case key.Matches(k, km.PageDown):
+		c.Move(page, n)
+	default:
+		return false
+	}
+	return true
 }

@@ -7,6 +7,8 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	_ "github.com/charmbracelet/x/exp/golden" // accepts -update, which `go test ./tui/... -update` passes to every package
+
+	"github.com/pganalytics/pganalytics/tui/keys"
 )
 
 func TestBytes(t *testing.T) {
@@ -167,6 +169,44 @@ func TestWindow(t *testing.T) {
 				t.Errorf("Window = %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestCursorNavigate(t *testing.T) {
+	press := func(s string) tea.KeyMsg {
+		if s == "pgdown" {
+			return tea.KeyMsg{Type: tea.KeyPgDown}
+		}
+		return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(s)}
+	}
+	tests := []struct {
+		name string
+		keys []string
+		want int
+	}{
+		{"down", []string{"j", "j"}, 2},
+		{"up stops at the top", []string{"k"}, 0},
+		{"bottom", []string{"G"}, 9},
+		{"top", []string{"G", "g"}, 0},
+		{"a page down", []string{"pgdown"}, 4},
+		{"pages stop at the bottom", []string{"pgdown", "pgdown", "pgdown"}, 9},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c Cursor
+			for _, k := range tt.keys {
+				if !c.Navigate(press(k), keys.New(), 10, 4) {
+					t.Fatalf("%s not taken as a list key", k)
+				}
+			}
+			if c.Index != tt.want {
+				t.Errorf("index %d, want %d", c.Index, tt.want)
+			}
+		})
+	}
+	var c Cursor
+	if c.Navigate(press("/"), keys.New(), 10, 4) {
+		t.Error("/ taken as a list key")
 	}
 }
 

@@ -1,5 +1,6 @@
-// Package fake is the API the console's tests run against: fixed answers at a fixed clock, and a
-// replication stream that plays a fixed sequence of topologies.
+// Package fake is what the console's tests run against: an API with fixed answers at a fixed clock, a
+// replication stream that plays a fixed sequence of topologies, and a Driver (with Press for keys)
+// that runs a model as a program would.
 package fake
 
 import (
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
@@ -15,7 +17,9 @@ import (
 
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/smoke"
+	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
+	"github.com/pganalytics/pganalytics/tui/view"
 )
 
 // Now is the tests' clock: every age on screen is relative to it.
@@ -147,6 +151,11 @@ func Theme() theme.Theme {
 	r := lipgloss.NewRenderer(io.Discard)
 	r.SetColorProfile(termenv.Ascii)
 	return theme.New(r, theme.Dark)
+}
+
+// Env is a view's environment in a test: the test's context, Theme, the default keys and Clock.
+func Env(t testing.TB) view.Env {
+	return view.Env{Context: t.Context(), Theme: Theme(), Keys: keys.New(), Now: Clock}
 }
 
 // Suite is a smoke suite that reports fixed results at once.
