@@ -34,7 +34,7 @@ demo: deps build ## start the whole stack locally (throwaway clusters, API, coll
 	$(BIN)/pgactl demo --bin-dir $(BIN)
 
 bench: deps ## run the benchmarks (figures go to docs/performance.md)
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 20m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 20m ./...
 
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	@./scripts/fuzz.sh $${FUZZTIME:-20s}

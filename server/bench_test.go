@@ -34,6 +34,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/pgtest"
 	"github.com/pganalytics/pganalytics/server/config"
@@ -94,8 +97,8 @@ func runBenchServer() int {
 
 // benchServer is the child process serving the benchmark.
 type benchServer struct {
-	url string
-	cmd *exec.Cmd
+	url, dsn string
+	cmd      *exec.Cmd
 }
 
 func startBenchServer(b *testing.B) *benchServer {
@@ -126,7 +129,7 @@ func startBenchServer(b *testing.B) *benchServer {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	s := &benchServer{cmd: cmd}
+	s := &benchServer{cmd: cmd, dsn: dsn}
 	b.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
@@ -221,10 +224,9 @@ func (s *benchServer) register(b *testing.B, client *http.Client, n int) []api.R
 	return out
 }
 
-// benchBody is a gzip JSON push of n samples (distinct series per collector) with a snapshot and
-// status, as a collector sends them.
-func benchBody(b *testing.B, collector, n int) []byte {
-	b.Helper()
+// benchPush is a push of n samples (distinct series per collector) with a snapshot and status, as
+// a collector sends them; benchBody is its gzip JSON body.
+func benchPush(collector, n int) api.PushRequest {
 	p := snapshotPush(fmt.Sprintf("70000000000%08d", collector))
 	p.Metrics = p.Metrics[:0]
 	for i := range n {
@@ -234,7 +236,33 @@ func benchBody(b *testing.B, collector, n int) []byte {
 			Labels: map[string]string{"instance": fmt.Sprintf("db%d:5432", collector), "application_name": fmt.Sprintf("standby%d", i)},
 		})
 	}
-	return gzipJSON(b, p)
+	return p
+}
+
+func benchBody(b *testing.B, collector, n int) []byte {
+	b.Helper()
+	return gzipJSON(b, benchPush(collector, n))
+}
+
+// BenchmarkDecodePush is the decoding and validation of one 500-sample push body (already
+// gunzipped) alone: the largest part of the server's CPU per push in BenchmarkIngestThroughput's
+// profile (PGANALYTICS_BENCH_CPUPROFILE).
+func BenchmarkDecodePush(b *testing.B) {
+	const batch = 500
+	raw, err := json.Marshal(benchPush(0, batch))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := config.Default()
+	lim := pushLimits{maxSamples: cfg.Limits.PushMaxSamples, now: time.Now(), retention: cfg.Database.Retention.D()}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, herr := decodePush(bytes.NewReader(raw), lim); herr != nil {
+			b.Fatal(herr)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
 }
 
 func push(client *http.Client, url, token string, body []byte) error {
@@ -257,36 +285,85 @@ func push(client *http.Client, url, token string, body []byte) error {
 	return nil
 }
 
-// BenchmarkIngestThroughput pushes gzip JSON batches of 500 samples from 8 concurrent clients
-// (8 collectors) through HTTP into PostgreSQL and reports samples/s.
+// BenchmarkIngestThroughput pushes gzip JSON batches of 500 samples from 8 concurrent clients (8
+// collectors) through HTTP into PostgreSQL and, alternately, has 8 concurrent connections COPY the
+// very rows those pushes store straight into the same samples table, so that both see the same
+// machine load. It reports both rates and their ratio: the share of the database's raw COPY rate
+// that the whole HTTP path (auth, gzip, JSON, validation, series lookup, status, snapshot,
+// transaction) keeps. An op is one round: 10 pushes per client, then 10 COPYs per connection.
 func BenchmarkIngestThroughput(b *testing.B) {
-	const batch, clients = 500, 8
+	const batch, clients, rounds = 500, 8, 10
 	s := startBenchServer(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
 	regs := s.register(b, client, clients)
 	bodies := make([][]byte, clients)
 	for i := range bodies {
 		bodies[i] = benchBody(b, i, batch)
+		if err := push(client, s.url, regs[i].Token, bodies[i]); err != nil { // creates the series
+			b.Fatal(err)
+		}
 	}
+	ctx := b.Context()
+	pcfg, err := pgxpool.ParseConfig(s.dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcfg.MaxConns = clients
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	rows := make([][][]any, clients) // per collector, the rows its warm-up push stored
+	for i, reg := range regs {
+		r, err := pool.Query(ctx, `SELECT "timestamp", collector_id, series_id, value FROM samples WHERE collector_id = $1`, reg.CollectorID)
+		if err == nil {
+			rows[i], err = pgx.CollectRows(r, func(r pgx.CollectableRow) ([]any, error) { return r.Values() })
+		}
+		if err != nil || len(rows[i]) != batch {
+			b.Fatalf("stored rows of collector %d: %d, %v", i, len(rows[i]), err)
+		}
+	}
+	cols := []string{"timestamp", "collector_id", "series_id", "value"}
 	b.Run(fmt.Sprintf("batch=%d/clients=%d", batch, clients), func(b *testing.B) {
-		var next atomic.Int64
-		b.SetParallelism((clients + 1) / 2) // GOMAXPROCS is 2 here: 8 goroutines
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			i := int(next.Add(1)-1) % clients
-			for pb.Next() {
-				if err := push(client, s.url, regs[i].Token, bodies[i]); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+		var httpTime, copyTime time.Duration
+		for b.Loop() {
+			httpTime += concurrently(b, clients, rounds, func(i int) error {
+				return push(client, s.url, regs[i].Token, bodies[i])
+			})
+			copyTime += concurrently(b, clients, rounds, func(i int) error {
+				_, err := pool.CopyFrom(ctx, pgx.Identifier{"samples"}, cols, pgx.CopyFromRows(rows[i]))
+				return err
+			})
+		}
+		samples := float64(b.N * rounds * clients * batch)
+		b.ReportMetric(samples/httpTime.Seconds(), "samples/s")
+		b.ReportMetric(samples/copyTime.Seconds(), "copy-samples/s")
+		b.ReportMetric(copyTime.Seconds()/httpTime.Seconds(), "http/copy")
 		b.ReportMetric(float64(len(bodies[0])), "gzip-bytes/push")
 		rss, peak := s.rssMiB(b)
 		b.ReportMetric(rss, "server-rss-MiB")
 		b.ReportMetric(peak, "server-peak-rss-MiB")
 	})
+}
+
+// concurrently runs fn rounds times on each of n goroutines (fn gets the goroutine's index) and
+// returns the wall time until the last one finished.
+func concurrently(b *testing.B, n, rounds int, fn func(i int) error) time.Duration {
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			for range rounds {
+				if err := fn(i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
 }
 
 // BenchmarkPushLatency1000Collectors simulates 1,000 collectors each pushing 50 samples every 10 s

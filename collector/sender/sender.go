@@ -156,9 +156,23 @@ func (s *Sender) Flush(ctx context.Context) error {
 	}
 }
 
+// inFlightGrace is how long a push already on the wire may outlive the caller's cancellation: cut
+// off after the server stored the batch but before it answered, the batch would be sent twice.
+const inFlightGrace = 3 * time.Second
+
+// push sends one batch, letting it finish within inFlightGrace of ctx's cancellation.
+func (s *Sender) push(ctx context.Context, body []byte) error {
+	pushCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
+	defer stop()
+	_, err := s.p.PushGzip(pushCtx, body)
+	return err
+}
+
 // deliver makes one attempt at b and settles it in the queue. wait is the server's Retry-After.
 func (s *Sender) deliver(ctx context.Context, b buffer.Batch) (outcome, time.Duration, error) {
-	_, err := s.p.PushGzip(ctx, b.Body)
+	err := s.push(ctx, b.Body)
 	if err == nil {
 		if ackErr := s.q.Ack(b.Seq); ackErr != nil {
 			s.opts.Log.Error("acknowledge delivered batch", "err", ackErr)

@@ -351,3 +351,38 @@ func TestNoSpoolFlushSaysNothingWasKept(t *testing.T) {
 		t.Errorf("requests = %d: the push was not retried", f.requests.Load())
 	}
 }
+
+// TestCancelMidPushDoesNotResend: shutdown (Run's ctx cancelled) while a push is on the wire lets it
+// finish: the server stored the batch, so the shutdown flush must not send it a second time.
+func TestCancelMidPushDoesNotResend(t *testing.T) {
+	arrived := make(chan struct{})
+	release := make(chan struct{})
+	f := &fakeAPI{}
+	f.answer = func(n int64, _ http.ResponseWriter) bool {
+		if n == 1 {
+			close(arrived)
+			<-release // the server is slow to answer the first push
+		}
+		return false
+	}
+	q, s := setup(t, f, t.TempDir())
+	pushN(t, q, 0, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	<-arrived
+	cancel()
+	time.AfterFunc(100*time.Millisecond, func() { close(release) })
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	flushCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	if err := s.Flush(flushCtx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	checkInOrder(t, f.accepted(), 1)
+	if n := f.requests.Load(); n != 1 {
+		t.Errorf("%d pushes, want 1: the in-flight batch was sent again after shutdown", n)
+	}
+}
