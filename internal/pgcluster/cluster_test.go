@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,6 +235,52 @@ func TestStreamingStandby(t *testing.T) {
 				return ok
 			})
 		})
+	}
+}
+
+// TestStandbyWhenPrimaryPortIsTaken: StartStandby briefly stops the primary; another server (here a
+// listener polling for the port) may take the primary's port meanwhile. The primary must come back
+// on a new port and the standby must stream from it, not fail (seen in CI with parallel tests).
+func TestStandbyWhenPrimaryPortIsTaken(t *testing.T) {
+	bins := testBinaries(t)
+	ctx := testContext(t)
+	base := testScratch(t).Dir
+	primary := startTest(t, Config{Name: "primary", BaseDir: base, Binaries: bins})
+	oldPort := primary.Port
+
+	taken := make(chan net.Listener, 1)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", oldPort)); err == nil {
+				taken <- l
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	standby, err := StartStandby(ctx, primary, Config{Name: "standby1"})
+	close(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { standby.Remove(context.Background()) })
+	select {
+	case l := <-taken:
+		defer l.Close()
+	default:
+		t.Fatal("the test never took the primary's port while it was down")
+	}
+	if primary.Port == oldPort {
+		t.Fatalf("primary still claims port %d, which another listener holds", oldPort)
+	}
+	if got := queryString(t, primary, "SELECT string_agg(application_name || ':' || state, ',') FROM pg_stat_replication"); got != "standby1:streaming" {
+		t.Errorf("pg_stat_replication = %q, want the standby streaming from the moved primary", got)
 	}
 }
 

@@ -18,7 +18,8 @@ import (
 //
 // It does without pg_basebackup (the npm builds lack it): it creates the slot,
 // stops the primary cleanly, copies its data directory, and starts both. The
-// primary is therefore briefly down.
+// primary is therefore briefly down; should another server take its port
+// meanwhile, it comes back on a free one and the standby follows it there.
 func StartStandby(ctx context.Context, primary *Cluster, cfg Config) (*Cluster, error) {
 	s, err := startStandby(ctx, primary, cfg)
 	if err != nil {
@@ -46,8 +47,13 @@ func startStandby(ctx context.Context, primary *Cluster, cfg Config) (*Cluster, 
 		return nil, errors.Join(err, os.RemoveAll(s.Dir))
 	}
 	err = cloneStopped(primary, s, cfg.Settings)
-	// The primary comes back whether or not the copy worked.
-	err = errors.Join(err, primary.Start(ctx))
+	// The primary comes back whether or not the copy worked. Another server may have taken its port
+	// while it was down (free ports are picked, not reserved): it then moves, and the standby follows.
+	port := primary.Port
+	err = errors.Join(err, primary.startFreePort(ctx, true))
+	if err == nil && primary.Port != port {
+		err = s.appendSettings(map[string]string{"primary_conninfo": primaryConninfo(primary, s.Name)})
+	}
 	if err == nil {
 		err = s.startFreePort(ctx, cfg.Port == 0)
 	}
@@ -77,7 +83,7 @@ func cloneStopped(primary, s *Cluster, settings map[string]string) error {
 	standby := map[string]string{
 		"port":                    fmt.Sprint(s.Port),
 		"unix_socket_directories": s.SocketDir,
-		"primary_conninfo":        fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=%s", primary.Port, Superuser, s.Name),
+		"primary_conninfo":        primaryConninfo(primary, s.Name),
 		"primary_slot_name":       s.Name,
 	}
 	if err := s.appendSettings(standby); err != nil {
@@ -90,6 +96,11 @@ func cloneStopped(primary, s *Cluster, settings map[string]string) error {
 		return err
 	}
 	return s.saveMeta()
+}
+
+// primaryConninfo is how a standby named name reaches primary.
+func primaryConninfo(primary *Cluster, name string) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=%s", primary.Port, Superuser, name)
 }
 
 // waitStreaming waits until primary's pg_stat_replication shows application
