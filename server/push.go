@@ -8,7 +8,9 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pganalytics/pganalytics/internal/api"
 )
@@ -53,37 +55,45 @@ type pushLimits struct {
 }
 
 // decodePush reads and validates a whole push body from a stream (the body itself is never
-// buffered). Each sample is read as raw JSON first, so that any failure — syntax, types, UTF-8,
-// rules — names its index; the push is refused whole at its first bad sample.
+// buffered). Each sample is decoded once, in place, as the stream goes by. The push is refused
+// whole at its first fault, in the order a reader meets them: the body's structure first (syntax,
+// unknown or duplicate fields, caps, gzip, wherever they are), then the push's own fields, then
+// the samples by index, each by its first fault (UTF-8, types, rules), the index in the message.
 func decodePush(r io.Reader, lim pushLimits) (*api.PushRequest, *httpError) {
-	dec := json.NewDecoder(r)
+	body := newPushReader(r)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
 	if err := expectDelim(dec, '{', "the push body must be a JSON object"); err != nil {
 		return nil, err
 	}
-	var req api.PushRequest
-	seen := map[string]bool{}
-	var samples []json.RawMessage
+	var (
+		req   api.PushRequest
+		seen  pushFields
+		fault *sampleFault
+	)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
 			return nil, bodyFailure(err, "")
 		}
 		key, _ := tok.(string)
-		if seen[key] {
+		field := pushFieldOf(key)
+		if field == 0 {
+			return nil, newError(http.StatusBadRequest, codeMalformedJSON, "unknown field %q", truncate(key, 40))
+		}
+		if seen&field != 0 {
 			return nil, newError(http.StatusBadRequest, codeMalformedJSON, "duplicate field %q", truncate(key, 40))
 		}
-		seen[key] = true
-		switch key {
-		case "collected_at":
+		seen |= field
+		switch field {
+		case fieldCollectedAt:
 			err = decodeRaw(dec, &req.CollectedAt, key)
-		case "snapshot":
+		case fieldSnapshot:
 			err = decodeRaw(dec, &req.Snapshot, key)
-		case "status":
+		case fieldStatus:
 			err = decodeRaw(dec, &req.Status, key)
-		case "metrics":
-			samples, err = decodeSamples(dec, lim.maxSamples)
-		default:
-			return nil, newError(http.StatusBadRequest, codeMalformedJSON, "unknown field %q", truncate(key, 40))
+		case fieldMetrics:
+			req.Metrics, fault, err = decodeSamples(dec, body, lim.maxSamples)
 		}
 		if err != nil {
 			return nil, bodyFailure(err, key)
@@ -101,7 +111,7 @@ func decodePush(r io.Reader, lim pushLimits) (*api.PushRequest, *httpError) {
 	if req.CollectedAt.IsZero() {
 		return nil, newError(http.StatusBadRequest, codeValidation, "collected_at is required")
 	}
-	if len(samples) == 0 {
+	if len(req.Metrics) == 0 {
 		return nil, newError(http.StatusBadRequest, codeEmptyBatch, "the push holds no samples (metrics is missing or empty)")
 	}
 	if req.Status != nil {
@@ -109,52 +119,115 @@ func decodePush(r io.Reader, lim pushLimits) (*api.PushRequest, *httpError) {
 			return nil, err
 		}
 	}
-	req.Metrics = make([]api.Sample, len(samples))
-	for i, raw := range samples {
-		where := fmt.Sprintf("metrics[%d]", i)
-		if err := unmarshalStrict(raw, &req.Metrics[i], where); err != nil {
-			if err.code == codeMalformedJSON {
-				err.code = codeInvalidSample
-			}
-			return nil, err
+	checked := req.Metrics
+	if fault != nil {
+		checked = checked[:fault.index] // the samples before it still answer for their rules first
+	}
+	for i := range checked {
+		if err := checkSample(&checked[i], req.CollectedAt, lim); err != nil {
+			return nil, newError(http.StatusBadRequest, codeInvalidSample, "%s: %s", sampleAt(i), err)
 		}
-		if err := checkSample(&req.Metrics[i], req.CollectedAt, lim); err != nil {
-			return nil, newError(http.StatusBadRequest, codeInvalidSample, "%s: %s", where, err)
-		}
+	}
+	if fault != nil {
+		return nil, fault.err
 	}
 	return &req, nil
 }
 
-// decodeSamples reads the metrics array as raw elements (syntax checked by the decoder).
-func decodeSamples(dec *json.Decoder, max int) ([]json.RawMessage, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
+// pushFields is a set of the push body's fields, to refuse one given twice.
+type pushFields uint8
+
+const (
+	fieldCollectedAt pushFields = 1 << iota
+	fieldMetrics
+	fieldSnapshot
+	fieldStatus
+)
+
+// pushFieldOf names key's field, 0 for none (keys match exactly, case included).
+func pushFieldOf(key string) pushFields {
+	switch key {
+	case "collected_at":
+		return fieldCollectedAt
+	case "metrics":
+		return fieldMetrics
+	case "snapshot":
+		return fieldSnapshot
+	case "status":
+		return fieldStatus
 	}
-	if tok == nil {
-		return nil, nil // "metrics": null is an empty batch
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return nil, newError(http.StatusBadRequest, codeMalformedJSON, "metrics must be an array of samples")
-	}
-	var out []json.RawMessage
-	for i := 0; dec.More(); i++ {
-		if len(out) == max {
-			return nil, newError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "the push holds more than %d samples", max)
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, bodyFailure(err, fmt.Sprintf("metrics[%d]", i))
-		}
-		out = append(out, raw)
-	}
-	if _, err := dec.Token(); err != nil { // ']'
-		return nil, err
-	}
-	return out, nil
+	return 0
 }
 
-// decodeRaw decodes the next value strictly into dst.
+func sampleAt(i int) string { return "metrics[" + strconv.Itoa(i) + "]" }
+
+// sampleFault is the first sample that could not be decoded.
+type sampleFault struct {
+	index int
+	err   *httpError
+}
+
+// decodeSamples decodes the metrics array, each sample once, straight into its place. A failure
+// of the stream itself (syntax, caps, gzip) ends the push at once, as the error. A sample's own
+// fault (invalid UTF-8, a wrong type, an unknown field) does not: the first one is returned once
+// the rest of the array has been read, so that a later failure of the stream still comes first.
+func decodeSamples(dec *json.Decoder, body *pushReader, max int) ([]api.Sample, *sampleFault, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, nil, err
+	}
+	if tok == nil {
+		return nil, nil, nil // "metrics": null is an empty batch
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '[' {
+		return nil, nil, newError(http.StatusBadRequest, codeMalformedJSON, "metrics must be an array of samples")
+	}
+	var (
+		samples []api.Sample
+		fault   *sampleFault
+	)
+	for i := 0; dec.More(); i++ {
+		if len(samples) == max {
+			return nil, nil, newError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "the push holds more than %d samples", max)
+		}
+		start := dec.InputOffset()
+		samples = append(samples, api.Sample{})
+		err := dec.Decode(&samples[i])
+		if err != nil && endsStream(err) {
+			return nil, nil, bodyFailure(err, sampleAt(i))
+		}
+		if fault != nil {
+			continue
+		}
+		// Only the body's first invalid byte can fault a sample: one before this sample has
+		// refused the push already (in a field or key of its own) or faulted an earlier sample.
+		switch {
+		case body.invalidUTF8Within(start, dec.InputOffset()):
+			fault = &sampleFault{i, newError(http.StatusBadRequest, codeInvalidUTF8, "%s: invalid UTF-8", sampleAt(i))}
+		case err != nil:
+			fault = &sampleFault{i, jsonError(err, sampleAt(i))}
+			fault.err.code = codeInvalidSample
+		}
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return nil, nil, err
+	}
+	return samples, fault, nil
+}
+
+// endsStream tells a failure to read the next value (syntax, truncation, the body reader's own
+// failures) from a complete value that would not unmarshal (wrong type, unknown field, bad time),
+// after which the decoder reads on.
+func endsStream(err error) bool {
+	var (
+		syn *json.SyntaxError
+		rf  readFailure
+	)
+	return errors.As(err, &syn) || errors.As(err, &rf) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// decodeRaw decodes the next value strictly into dst. The push's own fields are read raw and
+// checked whole, UTF-8 included: they are few and small.
 func decodeRaw(dec *json.Decoder, dst any, field string) error {
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
@@ -300,3 +373,92 @@ func tagGzip(err error) error {
 	}
 	return fmt.Errorf("%w: %v", errBadGzip, err)
 }
+
+// pushReader is the push decoder's reader. It finds, as the body goes by, where the body stops
+// being valid UTF-8, so that each sample is checked for UTF-8 by its place in the body, in one pass
+// and without a copy; and it marks the failures of the readers below it (caps, gzip, network) so
+// that endsStream can tell them from a sample's own faults.
+type pushReader struct {
+	r         io.Reader
+	read      int64             // bytes passed on so far
+	invalidAt int64             // offset of the first byte that is not valid UTF-8, -1 while none
+	cut       [utf8.UTFMax]byte // a sequence the end of the last read cut short
+	ncut      int
+	cutAt     int64 // its offset
+}
+
+func newPushReader(r io.Reader) *pushReader { return &pushReader{r: r, invalidAt: -1} }
+
+func (b *pushReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if b.invalidAt < 0 {
+		b.checkUTF8(p[:n], err == io.EOF)
+	}
+	b.read += int64(n)
+	if err != nil && err != io.EOF { // the decoder tests for io.EOF itself
+		err = readFailure{err}
+	}
+	return n, err
+}
+
+// invalidUTF8Within reports whether the first invalid byte lies within [from, to) of the body.
+// Every byte before to must have been read.
+func (b *pushReader) invalidUTF8Within(from, to int64) bool {
+	return from <= b.invalidAt && b.invalidAt < to
+}
+
+// checkUTF8 follows UTF-8 through p, the bytes at offset b.read, carrying a sequence the end of p
+// cuts over to the next read; atEOF says none follows.
+func (b *pushReader) checkUTF8(p []byte, atEOF bool) {
+	at := b.read
+	for b.ncut > 0 && len(p) > 0 && !utf8.FullRune(b.cut[:b.ncut]) {
+		b.cut[b.ncut] = p[0]
+		b.ncut++
+		p, at = p[1:], at+1
+	}
+	if b.ncut > 0 {
+		if !utf8.FullRune(b.cut[:b.ncut]) {
+			if atEOF {
+				b.invalidAt = b.cutAt
+			}
+			return
+		}
+		if r, size := utf8.DecodeRune(b.cut[:b.ncut]); r == utf8.RuneError && size == 1 {
+			b.invalidAt = b.cutAt
+			return
+		}
+		b.ncut = 0
+	}
+	if utf8.Valid(p) {
+		return
+	}
+	i := validUTF8Prefix(p)
+	if rest := p[i:]; !utf8.FullRune(rest) && !atEOF {
+		b.ncut, b.cutAt = copy(b.cut[:], rest), at+int64(i)
+		return
+	}
+	b.invalidAt = at + int64(i)
+}
+
+// validUTF8Prefix returns the length of the longest prefix of p that is valid UTF-8.
+func validUTF8Prefix(p []byte) int {
+	i := 0
+	for i < len(p) {
+		if p[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(p[i:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		i += size
+	}
+	return i
+}
+
+// readFailure marks an error of the readers below the decoder; it reads as the error it wraps.
+type readFailure struct{ err error }
+
+func (e readFailure) Error() string { return e.err.Error() }
+func (e readFailure) Unwrap() error { return e.err }

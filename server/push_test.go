@@ -2,10 +2,12 @@ package server
 
 import (
 	"bytes"
+	"io"
 	"math"
 	"regexp"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 	"unicode/utf8"
 )
@@ -109,6 +111,11 @@ func FuzzDecodePush(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req, err := decodePush(bytes.NewReader(body), fuzzLimits())
+		// Read a byte at a time, every UTF-8 sequence and token is cut across reads: same answer.
+		if req2, err2 := decodePush(iotest.OneByteReader(bytes.NewReader(body)), fuzzLimits()); (err == nil) != (err2 == nil) ||
+			err != nil && *err != *err2 || err == nil && len(req.Metrics) != len(req2.Metrics) {
+			t.Fatalf("read whole: %v; read byte by byte: %v", err, err2)
+		}
 		if err != nil {
 			if err.status < 400 || err.status > 499 || err.code == "" || err.message == "" {
 				t.Fatalf("bad error %+v", err)
@@ -133,4 +140,86 @@ func FuzzDecodePush(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodePushFaultOrder pins which fault a push with several is refused for: the body's
+// structure anywhere first, then the push's own fields, then the samples by index, each by its
+// first fault (UTF-8, then types and fields, then rules).
+func TestDecodePushFaultOrder(t *testing.T) {
+	const at = `"collected_at":"2026-02-27T15:00:00Z"`
+	cases := []struct {
+		name, body, code, message string
+	}{
+		{"syntax error after a bad sample", `{` + at + `,"metrics":[{"name":"a","value":"1"},{"name":"a","value":1},{"name":"a",}]}`,
+			codeMalformedJSON, "metrics[2]: malformed JSON at byte 104: invalid character '}' looking for beginning of object key string"},
+		{"unknown field after a bad sample", `{` + at + `,"metrics":[{"name":"a","value":"1"}],"extra":1}`,
+			codeMalformedJSON, `unknown field "extra"`},
+		{"invalid snapshot after a bad sample", `{` + at + `,"metrics":[{"name":"1a","value":1,"labels":{"a":"` + "\xff" + `"}}],"snapshot":{"clusters":[{"system_identifier":"` + "\xc3\x28" + `"}]}}`,
+			codeInvalidUTF8, "snapshot: invalid UTF-8"},
+		{"missing collected_at before a bad sample", `{"metrics":[{"name":"a","value":"1"}]}`,
+			codeValidation, "collected_at is required"},
+		{"bad status before a bad sample", `{` + at + `,"metrics":[{"name":"a","value":"1"}],"status":{"buffer_utilization":2}}`,
+			codeValidation, "status: buffer_utilization 2 is outside 0..1"},
+		{"broken rule before a later type error", `{` + at + `,"metrics":[{"name":"a","value":1},{"name":"1a","value":1},{"name":"a","value":"1"}]}`,
+			codeInvalidSample, `metrics[1]: name "1a" does not match [a-zA-Z_:][a-zA-Z0-9_:]*`},
+		{"type error before a later broken rule", `{` + at + `,"metrics":[{"name":"a","value":"1"},{"name":"1a","value":1}]}`,
+			codeInvalidSample, "metrics[0]: value: expected a finite number, got string"},
+		{"type error before later invalid UTF-8", `{` + at + `,"metrics":[{"name":"a","value":1,"unit":"s"},{"name":"a","value":1,"labels":{"a":"` + "\xff" + `"}}]}`,
+			codeInvalidSample, `metrics[0]: unknown field "unit"`},
+		{"invalid UTF-8 before a type error in the same sample", `{` + at + `,"metrics":[{"name":"a","value":1},{"name":"a","value":"1","labels":{"a":"` + "\xe2\x82" + `"}}]}`,
+			codeInvalidUTF8, "metrics[1]: invalid UTF-8"},
+		{"timestamp of the wrong type", `{` + at + `,"metrics":[{"name":"a","value":1,"timestamp":5}]}`,
+			codeInvalidSample, "metrics[0]: invalid JSON: Time.UnmarshalJSON: input is not a JSON string"},
+		{"U+FFFD spelt out is valid", `{` + at + `,"metrics":[{"name":"a","value":1,"labels":{"a":"` + "\xef\xbf\xbd\\ufffd\xf0\x9f\x98\x80" + `"}},{"name":"1a","value":1}]}`,
+			codeInvalidSample, `metrics[1]: name "1a" does not match`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, r := range []io.Reader{strings.NewReader(tc.body), iotest.OneByteReader(strings.NewReader(tc.body))} {
+				_, err := decodePush(r, fuzzLimits())
+				if err == nil || err.status != 400 || err.code != tc.code || !strings.HasPrefix(err.message, tc.message) {
+					t.Fatalf("got %v, want %s: %s", err, tc.code, tc.message)
+				}
+			}
+		})
+	}
+}
+
+// FuzzPushReaderUTF8 checks the streaming UTF-8 check against utf8.Valid, with the stream cut into
+// reads of every size: the first invalid byte is where the longest valid prefix ends.
+func FuzzPushReaderUTF8(f *testing.F) {
+	for _, s := range []string{"", "plain ascii", "caf\xc3\xa9", "\xe2\x82\xac\xf0\x9f\x98\x80", "a\xff", "\xc3",
+		"ab\xe2\x82", "\xed\xa0\x80", "\xc0\x80", "\xef\xbf\xbd", "\xf0\x9f\x98", "\xf4\x90\x80\x80", "\xe2\x82x\xe2\x82\xac"} {
+		for chunk := range 5 {
+			f.Add([]byte(s), uint8(chunk))
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		want := int64(-1)
+		if !utf8.Valid(data) {
+			for want = int64(len(data)); !utf8.Valid(data[:want]); want-- {
+			}
+		}
+		var r io.Reader = bytes.NewReader(data)
+		if chunk > 0 {
+			r = &cutReader{r: r, size: int(chunk)}
+		}
+		pr := newPushReader(r)
+		if _, err := io.Copy(io.Discard, pr); err != nil {
+			t.Fatal(err)
+		}
+		if pr.invalidAt != want {
+			t.Fatalf("%q in reads of %d: first invalid byte at %d, want %d", data, chunk, pr.invalidAt, want)
+		}
+	})
+}
+
+// cutReader reads at most size bytes at a time.
+type cutReader struct {
+	r    io.Reader
+	size int
+}
+
+func (c *cutReader) Read(p []byte) (int, error) {
+	return c.r.Read(p[:min(len(p), c.size)])
 }
