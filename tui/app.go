@@ -93,6 +93,7 @@ type App struct {
 
 	notice        string
 	lastInterrupt time.Time
+	abandoned     bool // forced to quit mid-step
 	quitting      bool
 }
 
@@ -253,12 +254,17 @@ func (a *App) interrupt() tea.Cmd {
 		return a.quit()
 	}
 	if !a.lastInterrupt.IsZero() && now.Sub(a.lastInterrupt) <= forceWindow {
+		a.abandoned = true
 		return a.quit()
 	}
 	a.lastInterrupt = now
 	a.notice = "A step is running: press ctrl+c again within 2s to abandon it and quit."
 	return nil
 }
+
+// AbandonedStep reports that the console was forced to quit while a runbook step ran or waited: the
+// run was interrupted, which a script's exit code must show.
+func (a *App) AbandonedStep() bool { return a.abandoned }
 
 func (a *App) quit() tea.Cmd {
 	a.quitting = true

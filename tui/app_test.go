@@ -169,8 +169,8 @@ func TestQuitRefusedMidStep(t *testing.T) {
 		t.Fatalf("first ctrl+c mid-step: quitting=%v\n%s", app.quitting, app.View())
 	}
 	d.Send(fake.Press("ctrl+c"))
-	if !app.quitting {
-		t.Fatal("a second ctrl+c within 2s did not force quitting")
+	if !app.quitting || !app.AbandonedStep() {
+		t.Fatalf("a second ctrl+c within 2s did not force quitting (quitting=%v, abandoned=%v)", app.quitting, app.AbandonedStep())
 	}
 	app.Close(5 * time.Second)
 }

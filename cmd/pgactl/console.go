@@ -136,6 +136,8 @@ func (f *consoleFlags) run(cmd *cobra.Command) error {
 		return exitcode.With(exitcode.Usage, fmt.Errorf("console: %w", runErr))
 	case sess.AuthErr() != nil:
 		return exitcode.With(exitcode.Auth, sess.AuthErr())
+	case app.AbandonedStep():
+		return exitcode.With(exitcode.CheckFailed, errors.New("quit mid-step: the run was saved as interrupted; `pgactl runbook run --resume` continues it"))
 	}
 	return nil
 }
