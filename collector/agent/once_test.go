@@ -25,6 +25,45 @@ import (
 	"github.com/pganalytics/pganalytics/internal/api"
 )
 
+// apiOnlyConfig is a collector pushing to apiURL every second whose one instance is a closed port:
+// it is down at once, and every cycle still builds a batch. It returns the config, its spool
+// directory and a client for the API.
+func apiOnlyConfig(t *testing.T, name, apiURL string) (*config.Config, string, *client.Client) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	doc := fmt.Sprintf(`
+[collector]
+name = %q
+interval = "1s"
+[api]
+url = %q
+token_file = %q
+timeout = "1s"
+[[postgres]]
+name = "gone"
+dsn = "postgres://pganalytics@%s/postgres?sslmode=disable"
+timeout = "200ms"
+[buffer]
+spool_dir = %q
+`, name, apiURL, filepath.Join(dir, "token"), gone, spool)
+	cfg, err := config.Parse("test.toml", []byte(doc), os.Hostname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Options{BaseURL: apiURL, Token: "tok", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, spool, c
+}
+
 // spoolSnapshot reads every batch file in dir.
 func spoolSnapshot(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
@@ -70,38 +109,7 @@ func TestOnceBesideRunningCollector(t *testing.T) {
 		rec.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	// A closed port: the instance is down at once, every cycle still builds a batch.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	spool := filepath.Join(dir, "spool")
-	doc := fmt.Sprintf(`
-[collector]
-name = "spool-owner"
-interval = "1s"
-[api]
-url = %q
-token_file = %q
-timeout = "1s"
-[[postgres]]
-name = "gone"
-dsn = "postgres://pganalytics@%s/postgres?sslmode=disable"
-timeout = "200ms"
-[buffer]
-spool_dir = %q
-`, srv.URL, filepath.Join(dir, "token"), gone, spool)
-	cfg, err := config.Parse("test.toml", []byte(doc), os.Hostname)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Options{BaseURL: srv.URL, Token: "tok", Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, spool, c := apiOnlyConfig(t, "spool-owner", srv.URL)
 
 	daemon, err := New(cfg, quietLog())
 	if err != nil {
@@ -169,36 +177,7 @@ func TestOnceRejectedBatchIsAnError(t *testing.T) {
 		_, _ = w.Write([]byte(`{"error":{"code":"invalid_metric","message":"metrics[0]: bad name"}}`))
 	}))
 	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gone := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	spool := filepath.Join(dir, "spool")
-	doc := fmt.Sprintf(`
-[collector]
-name = "rejected"
-[api]
-url = %q
-token_file = %q
-timeout = "1s"
-[[postgres]]
-name = "gone"
-dsn = "postgres://pganalytics@%s/postgres?sslmode=disable"
-timeout = "200ms"
-[buffer]
-spool_dir = %q
-`, srv.URL, filepath.Join(dir, "token"), gone, spool)
-	cfg, err := config.Parse("test.toml", []byte(doc), os.Hostname)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Options{BaseURL: srv.URL, Token: "tok", Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, spool, c := apiOnlyConfig(t, "rejected", srv.URL)
 	a, err := New(cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)
