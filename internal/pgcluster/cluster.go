@@ -379,8 +379,26 @@ func (c *Cluster) waitReady(ctx context.Context) error {
 		if err != nil {
 			return false, nil
 		}
-		return true, conn.Close(ctx)
+		defer conn.Close(ctx)
+		// Free ports are picked, not reserved: another cluster may have taken ours, and answering on
+		// the port does not make it this one. Ours serves our data directory; until it answers, or
+		// exits because the port is taken, keep waiting.
+		var dataDir string
+		if err := conn.QueryRow(ctx, "SELECT current_setting('data_directory')").Scan(&dataDir); err != nil {
+			return false, nil
+		}
+		return c.isDataDir(dataDir), nil
 	})
+}
+
+// isDataDir reports whether dir, as a server reports its data_directory, is this cluster's.
+func (c *Cluster) isDataDir(dir string) bool {
+	if dir == c.DataDir {
+		return true
+	}
+	want, err1 := filepath.EvalSymlinks(c.DataDir)
+	got, err2 := filepath.EvalSymlinks(dir)
+	return err1 == nil && err2 == nil && want == got
 }
 
 func (s *child) exited() bool {

@@ -205,6 +205,28 @@ func TestStartFailures(t *testing.T) {
 	}
 }
 
+// TestPortHeldByAnotherCluster: a server answering on the port is not proof that ours started.
+// With the port given (not picked) and held by another cluster, Start must fail as "port in use",
+// for both kinds of server; with the port picked, it must move and come up as itself.
+func TestPortHeldByAnotherCluster(t *testing.T) {
+	bins := testBinaries(t)
+	base := testScratch(t).Dir
+	other := startTest(t, Config{Name: "other", BaseDir: base, Binaries: bins})
+	for _, persistent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("persistent=%v", persistent), func(t *testing.T) {
+			c, err := Start(testContext(t), Config{Name: fmt.Sprintf("taken_%v", persistent), BaseDir: base, Binaries: bins,
+				Port: other.Port, Persistent: persistent})
+			if err == nil {
+				c.Remove(context.Background())
+				t.Fatalf("Start on port %d, which cluster %q holds, succeeded", other.Port, other.Name)
+			}
+			if !errors.Is(err, errPortInUse) {
+				t.Fatalf("error %v is not a port-in-use error", err)
+			}
+		})
+	}
+}
+
 func TestStreamingStandby(t *testing.T) {
 	bins := testBinaries(t)
 	for _, persistent := range []bool{false, true} {
