@@ -17,6 +17,7 @@ import (
 
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/server"
 	"github.com/pganalytics/pganalytics/server/auth"
 	"github.com/pganalytics/pganalytics/server/store"
@@ -34,7 +35,7 @@ func newMigrateCmd(configPath *string, e env) *cobra.Command {
 				return err
 			}
 			if err := cfg.ValidateDatabase(); err != nil {
-				return usageError{err}
+				return exitcode.With(exitcode.Usage, err)
 			}
 			ctx := cmd.Context()
 			if len(args) == 1 && args[0] == "status" {
@@ -89,17 +90,17 @@ func newUserCmd(configPath *string, e env) *cobra.Command {
 				return err
 			}
 			if err := cfg.ValidateDatabase(); err != nil {
-				return usageError{err}
+				return exitcode.With(exitcode.Usage, err)
 			}
 			if err := server.ValidateNewUser(args[0], role); err != nil {
-				return usageError{err}
+				return exitcode.With(exitcode.Usage, err)
 			}
 			password, err := readPassword(e)
 			if err != nil {
-				return usageError{err}
+				return exitcode.With(exitcode.Usage, err)
 			}
 			if err := auth.CheckPasswordPolicy(password); err != nil {
-				return usageError{err}
+				return exitcode.With(exitcode.Usage, err)
 			}
 			return addUser(cmd.Context(), cfg.Database.URL, cfg.Database.ConnectTimeout.D(), args[0], role, password, e)
 		},
@@ -125,7 +126,7 @@ func addUser(ctx context.Context, databaseURL string, connectTimeout time.Durati
 	defer st.Close()
 	u, err := st.CreateUser(ctx, name, hash, role)
 	if errors.Is(err, store.ErrConflict) {
-		return usageError{fmt.Errorf("user %q already exists", name)}
+		return exitcode.With(exitcode.Usage, fmt.Errorf("user %q already exists", name))
 	}
 	if err != nil {
 		return err

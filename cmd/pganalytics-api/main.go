@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,21 +12,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 )
-
-// Exit codes: 0 ok, 1 a runtime failure (database unreachable, listen failed), 2 usage or
-// configuration error.
-const (
-	exitOK      = 0
-	exitFailure = 1
-	exitUsage   = 2
-)
-
-// usageError marks errors that are the caller's to fix (flags, configuration).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
 
 // env is the process environment the commands read, injectable for tests.
 type env struct {
@@ -52,14 +39,12 @@ func run(ctx context.Context, args []string, e env) int {
 	root.SetErr(e.stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
-		return exitOK
+		return exitcode.OK
 	}
 	fmt.Fprintf(e.stderr, "pganalytics-api: %s\n", oneLine(err))
-	var ue usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	return exitFailure
+	// Usage and configuration errors carry their code; anything else failed at run time
+	// (database unreachable, listen failed).
+	return exitcode.Of(err, exitcode.Failure)
 }
 
 // oneLine keeps a refusal to one line whatever the wrapped errors contain.
@@ -81,7 +66,7 @@ func newRootCmd(e env) *cobra.Command {
 		},
 	}
 	root.PersistentFlags().StringVar(&configPath, "config", "", "TOML configuration file (environment variables override it)")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitcode.With(exitcode.Usage, err) })
 	root.AddCommand(
 		&cobra.Command{
 			Use:   "serve",
@@ -105,7 +90,7 @@ func markArgErrorsAsUsage(c *cobra.Command) {
 	if args := c.Args; args != nil {
 		c.Args = func(cmd *cobra.Command, a []string) error {
 			if err := args(cmd, a); err != nil {
-				return usageError{err}
+				return exitcode.With(exitcode.Usage, err)
 			}
 			return nil
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/internal/pgtest"
 	"github.com/pganalytics/pganalytics/server/auth"
 	"github.com/pganalytics/pganalytics/server/store"
@@ -46,12 +47,12 @@ func writeConfig(t *testing.T, body string) string {
 
 func TestVersionAndUsage(t *testing.T) {
 	r := runCmd(t, t.Context(), nil, "", "version")
-	if r.code != exitOK || !strings.HasPrefix(r.stdout, "pganalytics-api ") {
+	if r.code != exitcode.OK || !strings.HasPrefix(r.stdout, "pganalytics-api ") {
 		t.Fatalf("version: %+v", r)
 	}
 	for _, args := range [][]string{{"--bogus"}, {"frobnicate"}, {"migrate", "sideways"}, {"user", "add"}, {"user", "add", "bob"}} {
 		r := runCmd(t, t.Context(), nil, "", args...)
-		if r.code != exitUsage || strings.Count(r.stderr, "\n") != 1 {
+		if r.code != exitcode.Usage || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("%v: code %d stderr %q", args, r.code, r.stderr)
 		}
 	}
@@ -82,12 +83,12 @@ func TestServeRefusesToStart(t *testing.T) {
 		code   int
 		want   string
 	}{
-		{"short secret", with("JWT_SECRET_KEY", "short"), "", exitUsage, "JWT_SECRET_KEY is 5 bytes; production requires at least 32"},
-		{"missing registration secret", with("REGISTRATION_SECRET", ""), "", exitUsage, "REGISTRATION_SECRET is not set"},
-		{"plain HTTP in production", with("TRUSTED_PROXIES", ""), "", exitUsage, "production refuses plain HTTP"},
-		{"unknown config key", with(), writeConfig(t, "listen = \":1\"\n"), exitUsage, `:1:1: unknown key "listen"`},
-		{"unreadable TLS key", with("TLS_ENABLED", "true", "TLS_CERT_FILE", "/nonexistent/cert.pem", "TLS_KEY_FILE", "/nonexistent/key.pem"), "", exitUsage, "load TLS certificate /nonexistent/cert.pem and key /nonexistent/key.pem"},
-		{"unreachable database", with(), fast, exitFailure, "database unreachable"},
+		{"short secret", with("JWT_SECRET_KEY", "short"), "", exitcode.Usage, "JWT_SECRET_KEY is 5 bytes; production requires at least 32"},
+		{"missing registration secret", with("REGISTRATION_SECRET", ""), "", exitcode.Usage, "REGISTRATION_SECRET is not set"},
+		{"plain HTTP in production", with("TRUSTED_PROXIES", ""), "", exitcode.Usage, "production refuses plain HTTP"},
+		{"unknown config key", with(), writeConfig(t, "listen = \":1\"\n"), exitcode.Usage, `:1:1: unknown key "listen"`},
+		{"unreadable TLS key", with("TLS_ENABLED", "true", "TLS_CERT_FILE", "/nonexistent/cert.pem", "TLS_KEY_FILE", "/nonexistent/key.pem"), "", exitcode.Usage, "load TLS certificate /nonexistent/cert.pem and key /nonexistent/key.pem"},
+		{"unreachable database", with(), fast, exitcode.Failure, "database unreachable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,24 +115,24 @@ func TestMigrateAndUserAdd(t *testing.T) {
 	ctx := t.Context()
 
 	r := runCmd(t, ctx, vars, "", "migrate", "status")
-	if r.code != exitOK || !strings.Contains(r.stdout, "pending") {
+	if r.code != exitcode.OK || !strings.Contains(r.stdout, "pending") {
 		t.Fatalf("status before: %+v", r)
 	}
 	r = runCmd(t, ctx, vars, "", "migrate")
-	if r.code != exitOK || !strings.Contains(r.stdout, "applied 00001_") {
+	if r.code != exitcode.OK || !strings.Contains(r.stdout, "applied 00001_") {
 		t.Fatalf("migrate: %+v", r)
 	}
 	r = runCmd(t, ctx, vars, "", "migrate", "up")
-	if r.code != exitOK || r.stdout != "schema is up to date\n" {
+	if r.code != exitcode.OK || r.stdout != "schema is up to date\n" {
 		t.Fatalf("migrate again: %+v", r)
 	}
 	r = runCmd(t, ctx, vars, "", "migrate", "status")
-	if r.code != exitOK || strings.Contains(r.stdout, "pending") || !strings.HasPrefix(r.stdout, "VERSION") {
+	if r.code != exitcode.OK || strings.Contains(r.stdout, "pending") || !strings.HasPrefix(r.stdout, "VERSION") {
 		t.Fatalf("status after: %+v", r)
 	}
 
 	r = runCmd(t, ctx, vars, "s3cret-passw0rd\n", "user", "add", "alice", "--role", "admin")
-	if r.code != exitOK || !strings.Contains(r.stdout, "created user alice (admin)") {
+	if r.code != exitcode.OK || !strings.Contains(r.stdout, "created user alice (admin)") {
 		t.Fatalf("user add: %+v", r)
 	}
 	st, err := store.Open(ctx, dsn, store.Options{})
@@ -164,7 +165,7 @@ func TestMigrateAndUserAdd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCmd(t, ctx, vars, tc.stdin, tc.args...)
-			if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
+			if r.code != exitcode.Usage || !strings.Contains(r.stderr, tc.want) {
 				t.Fatalf("%+v", r)
 			}
 		})
@@ -207,7 +208,7 @@ func TestServeRunsAndStops(t *testing.T) {
 	}
 	cancel()
 	r := <-done
-	if r.code != exitOK || !strings.Contains(r.stderr, `"msg":"stopped"`) || !strings.Contains(r.stderr, `"msg":"applied migrations"`) {
+	if r.code != exitcode.OK || !strings.Contains(r.stderr, `"msg":"stopped"`) || !strings.Contains(r.stderr, `"msg":"applied migrations"`) {
 		t.Fatalf("serve: %+v", r)
 	}
 }

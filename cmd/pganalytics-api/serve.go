@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
+	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/server"
 	"github.com/pganalytics/pganalytics/server/config"
 	"github.com/pganalytics/pganalytics/server/store"
@@ -19,7 +20,7 @@ var _ server.Store = (*store.Store)(nil)
 func loadConfig(path string, e env) (*config.Config, error) {
 	cfg, err := config.Load(path, e.getenv)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, exitcode.With(exitcode.Usage, err)
 	}
 	return cfg, nil
 }
@@ -38,11 +39,11 @@ func serve(ctx context.Context, configPath string, e env) error {
 		return err
 	}
 	if err := cfg.ValidateServe(); err != nil {
-		return usageError{err}
+		return exitcode.With(exitcode.Usage, err)
 	}
 	tlsConfig, err := server.LoadTLS(cfg)
 	if err != nil {
-		return usageError{err}
+		return exitcode.With(exitcode.Usage, err)
 	}
 	log := newLogger(e, cfg.LogLevel)
 	version := buildinfo.String()
@@ -68,7 +69,7 @@ func serve(ctx context.Context, configPath string, e env) error {
 	}
 	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, Version: version, TLS: tlsConfig})
 	if err != nil {
-		return usageError{err}
+		return exitcode.With(exitcode.Usage, err)
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {

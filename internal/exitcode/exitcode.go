@@ -1,6 +1,6 @@
 // Package exitcode carries process exit codes out of cobra commands. The codes are a contract for
 // scripts (ARCHITECTURE §7): 0 ok, 1 a check failed, 2 usage or config error, 3 target unreachable,
-// 4 authentication failed.
+// 4 authentication failed. The API server uses 1 for a failure at run time (database unreachable).
 package exitcode
 
 import "errors"
@@ -9,6 +9,7 @@ import "errors"
 const (
 	OK          = 0
 	CheckFailed = 1
+	Failure     = CheckFailed // the same code for commands that run rather than check
 	Usage       = 2
 	Unreachable = 3
 	Auth        = 4

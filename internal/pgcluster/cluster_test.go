@@ -416,10 +416,10 @@ func TestSweepRemovesOrphans(t *testing.T) {
 	}
 }
 
-// BenchmarkStart measures creating, starting and removing a plain cluster.
-func BenchmarkStart(b *testing.B) {
-	ctx := context.Background()
-	bins, err := BinariesFromEnv(ctx)
+// benchSetup resolves the binaries and makes a scratch dir that is closed when b ends.
+func benchSetup(b *testing.B) (Binaries, *Scratch) {
+	b.Helper()
+	bins, err := BinariesFromEnv(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -427,7 +427,14 @@ func BenchmarkStart(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { s.Close() })
+	return bins, s
+}
+
+// BenchmarkStart measures creating, starting and removing a plain cluster.
+func BenchmarkStart(b *testing.B) {
+	ctx := context.Background()
+	bins, s := benchSetup(b)
 	for i := 0; b.Loop(); i++ {
 		c, err := Start(ctx, Config{Name: fmt.Sprintf("bench%d", i), BaseDir: s.Dir, Binaries: bins})
 		if err != nil {
@@ -444,15 +451,7 @@ func BenchmarkStart(b *testing.B) {
 // BenchmarkStartPrimaryStandby measures starting a primary and a standby until it streams.
 func BenchmarkStartPrimaryStandby(b *testing.B) {
 	ctx := context.Background()
-	bins, err := BinariesFromEnv(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := NewScratch()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	bins, s := benchSetup(b)
 	for i := 0; b.Loop(); i++ {
 		p, err := Start(ctx, Config{Name: fmt.Sprintf("primary%d", i), BaseDir: s.Dir, Binaries: bins})
 		if err != nil {
