@@ -404,7 +404,18 @@ func TestHelperOwner(t *testing.T) {
 func TestSweepRemovesOrphans(t *testing.T) {
 	// A scratch dir of a process that is gone (pid 0x7ffffffe is above pid_max).
 	orphan := filepath.Join(os.TempDir(), scratchPrefix+"2147483646-test")
-	mustWrite(t, filepath.Join(orphan, "pg", "data", "PG_VERSION"), "16\n")
+	// Built aside and renamed into place whole: other test binaries sweep the same temp dir, and one
+	// may remove the orphan at any moment once it is there (which this test accepts).
+	stage, err := os.MkdirTemp("", "orphan-stage-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(stage, "pg", "data", "PG_VERSION"), "16\n")
+	os.RemoveAll(orphan)
+	if err := os.Rename(stage, orphan); err != nil {
+		os.RemoveAll(stage)
+		t.Fatal(err)
+	}
 	live := testScratch(t)
 	sweepScratch()
 	if _, err := os.Stat(orphan); !errors.Is(err, os.ErrNotExist) {
