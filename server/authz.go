@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pganalytics/pganalytics/internal/api"
@@ -111,20 +112,28 @@ func (s *Server) collectorOnly(h principalHandler) http.HandlerFunc {
 
 // deny answers 403 and audits the role denial.
 func (s *Server) deny(w http.ResponseWriter, r *http.Request, p *principal, required, msg string) {
-	s.audit(r, p.actor(), "role_denied", r.Method+" "+r.URL.Path, false, map[string]string{
+	_ = s.audit(r, p.actor(), "role_denied", r.Method+" "+r.URL.Path, false, map[string]any{
 		"required": required, "role": p.role, "token": p.kind.String(),
 	})
 	writeErr(w, newError(http.StatusForbidden, codeForbidden, "%s", msg))
 }
 
 // audit appends an audit entry. It survives the client hanging up (a login's record must not depend
-// on the client waiting) and never fails the request: a store failure is logged and counted.
-func (s *Server) audit(r *http.Request, actor, action, target string, success bool, detail any) {
+// on the client waiting). Whatever the request held, the entry is written: every text is made
+// storable first (auditText). A store failure is logged, counted in
+// pganalytics_api_audit_failures_total and returned, for callers that must not go on without
+// their entry (auditFirst).
+func (s *Server) audit(r *http.Request, actor, action, target string, success bool, detail map[string]any) error {
 	e := api.AuditEntry{
-		At: time.Now().UTC(), Actor: actor, Action: action, Target: truncate(target, 256),
+		At: time.Now().UTC(), Actor: auditText(actor, 256), Action: action, Target: auditText(target, 256),
 		IP: infoOf(r).ip.String(), Success: success,
 	}
 	if detail != nil {
+		for k, v := range detail {
+			if str, ok := v.(string); ok {
+				detail[k] = auditText(str, 512)
+			}
+		}
 		b, err := json.Marshal(detail)
 		if err == nil {
 			e.Detail = b
@@ -133,8 +142,37 @@ func (s *Server) audit(r *http.Request, actor, action, target string, success bo
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()
 	if err := s.store.Audit(ctx, e); err != nil {
+		s.metrics.auditFailures.WithLabelValues(action).Inc()
 		s.dbError(ctx, "audit", err)
+		return err
 	}
+	return nil
+}
+
+// auditFirst records a security-relevant change before it is made, so that no change happens
+// without its entry: when the entry cannot be written it answers 503 and returns false, and the
+// caller does nothing. A change that then fails gets a second entry (auditFailed).
+func (s *Server) auditFirst(w http.ResponseWriter, r *http.Request, actor, action, target string, detail map[string]any) bool {
+	if err := s.audit(r, actor, action, target, true, detail); err != nil {
+		writeErr(w, newError(http.StatusServiceUnavailable, codeDatabaseUnavailable,
+			"the audit log cannot be written, so the change was not made: retry later"))
+		return false
+	}
+	return true
+}
+
+// auditFailed follows an auditFirst entry whose change could not be made.
+func (s *Server) auditFailed(r *http.Request, actor, action, target string, e *httpError) {
+	_ = s.audit(r, actor, action, target, false, map[string]any{"reason": "not made: " + e.message})
+}
+
+// auditText makes s storable whatever a client put in it: valid UTF-8, NUL (which PostgreSQL text
+// cannot hold) spelt as \x00, at most n bytes. Nothing is dropped that could hide what was tried.
+func auditText(s string, n int) string {
+	if strings.IndexByte(s, 0) >= 0 {
+		s = strings.ReplaceAll(s, "\x00", `\x00`)
+	}
+	return truncate(strings.ToValidUTF8(s, "\uFFFD"), n)
 }
 
 func (s *Server) authFailure(reason string) {

@@ -17,8 +17,9 @@ type Store interface {
 	UserByID(ctx context.Context, id string) (api.User, error)
 	ListUsers(ctx context.Context) ([]api.User, error)
 	DeleteUser(ctx context.Context, id string) error
-	RecordLoginFailure(ctx context.Context, userID string, lockAfter int, lockFor time.Duration) (time.Time, error)
-	ResetLoginFailures(ctx context.Context, userID string) error
+	LoginLocks(ctx context.Context, username, ip string, now time.Time) (store.LoginLocks, error)
+	RecordLoginFailure(ctx context.Context, username, ip string, p store.ThrottlePolicy, now time.Time) ([]string, error)
+	RecordLoginSuccess(ctx context.Context, userID, username, ip string, now time.Time) error
 
 	CreateRefreshToken(ctx context.Context, t store.RefreshToken) error
 	RotateRefreshToken(ctx context.Context, oldID string, next store.RefreshToken) error

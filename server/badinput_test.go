@@ -21,6 +21,17 @@ func pushJSON(samples ...string) string {
 
 const goodSample = `{"name":"pg_up","value":1,"labels":{"instance":"db1:5432"}}`
 
+// manySamples returns valid samples with two 600-byte label values, about size bytes of them.
+func manySamples(size int) []string {
+	v := strings.Repeat("v", 600)
+	one := `{"name":"pg_up","value":1,"labels":{"a":"` + v + `","b":"` + v + `"}}`
+	out := make([]string, size/len(one)+1)
+	for i := range out {
+		out[i] = one
+	}
+	return out
+}
+
 func labels(n int) string {
 	parts := make([]string, n)
 	for i := range parts {
@@ -111,8 +122,18 @@ func TestPushBadInput(t *testing.T) {
 		{"invalid UTF-8 in a label", []byte(pushJSON(goodSample, "{\"name\":\"pg_up\",\"value\":1,\"labels\":{\"a\":\"\xff\xfe\"}}")), "", 400, codeInvalidUTF8, "metrics[1]: invalid UTF-8"},
 		{"invalid UTF-8 in the snapshot", []byte(`{"collected_at":"` + time.Now().UTC().Format(time.RFC3339) + `","metrics":[` + goodSample + "],\"snapshot\":{\"clusters\":[{\"system_identifier\":\"\xc3\x28\"}]}}"), "", 400, codeInvalidUTF8, "snapshot"},
 		{"status utilization above 1", []byte(`{"collected_at":"` + time.Now().UTC().Format(time.RFC3339) + `","metrics":[` + goodSample + `],"status":{"buffer_utilization":1.5}}`), "", 400, codeValidation, "buffer_utilization"},
-		{"body over the wire cap", []byte(pushJSON(`{"name":"pg_up","value":1,"labels":{"a":"` + strings.Repeat("v", 8<<20) + `"}}`)), "", 413, codePayloadTooLarge, "on the wire"},
-		{"gzip bomb inside a label value", gzipBomb(t, `{"collected_at":"2026-01-01T00:00:00Z","metrics":[{"name":"a","value":1,"labels":{"a":"`, 'a', 65<<20), "gzip", 413, codePayloadTooLarge, "decompressed body exceeds 67108864 bytes"},
+		{"body over the wire cap", []byte(pushJSON(manySamples(9 << 20)...)), "", 413, codePayloadTooLarge, "on the wire"},
+		{"gzip bomb inside a label value", gzipBomb(t, `{"collected_at":"2026-01-01T00:00:00Z","metrics":[{"name":"a","value":1,"labels":{"a":"`, 'a', 65<<20), "gzip", 413, codePayloadTooLarge, "metrics[0] exceeds 262144 bytes"},
+		{"gzip bomb of whitespace", gzipBomb(t, `{"collected_at":"2026-01-01T00:00:00Z","metrics":[`, ' ', 65<<20), "gzip", 413, codePayloadTooLarge, "metrics[0] exceeds 262144 bytes"},
+		{"gzip bomb of valid samples", gzipJSON(t, []byte(pushJSON(manySamples(33<<20)...))), "gzip", 413, codePayloadTooLarge, "decompressed body exceeds 33554432 bytes"},
+		{"snapshot over its bound", gzipBomb(t, `{"collected_at":"2026-01-01T00:00:00Z","metrics":[`+goodSample+`],"snapshot":{"clusters":[{"system_identifier":"`, '7', 16<<20), "gzip", 413, codePayloadTooLarge, "snapshot exceeds 2097152 bytes"},
+		{"duplicate field in a sample", []byte(pushJSON(`{"name":"pg_up","value":1,"value":2}`)), "", 400, codeMalformedJSON, `metrics[0]: duplicate field "value"`},
+		{"duplicate label", []byte(pushJSON(`{"name":"pg_up","value":1,"labels":{"a":"1","a":"2"}}`)), "", 400, codeMalformedJSON, `metrics[0]: duplicate field "a"`},
+		{"duplicate label spelt with an escape", []byte(pushJSON(`{"name":"pg_up","value":1,"labels":{"a":"1","\u0061":"2"}}`)), "", 400, codeMalformedJSON, `metrics[0]: duplicate field "a"`},
+		{"duplicate field in the status", []byte(`{"collected_at":"` + time.Now().UTC().Format(time.RFC3339) + `","metrics":[` + goodSample + `],"status":{"version":"1","version":"2"}}`), "", 400, codeMalformedJSON, `duplicate field "version"`},
+		{"sample field in another case", []byte(pushJSON(`{"name":"pg_up","value":1,"Name":"x"}`)), "", 400, codeInvalidSample, `metrics[0]: unknown field "Name"`},
+		{"NUL in a label value", []byte(pushJSON(`{"name":"pg_up","value":1,"labels":{"a":"x\u0000y"}}`)), "", 400, codeInvalidSample, `metrics[0]: label "a" value contains a NUL character`},
+		{"NUL in the status", []byte(`{"collected_at":"` + time.Now().UTC().Format(time.RFC3339) + `","metrics":[` + goodSample + `],"status":{"version":"1\u0000"}}`), "", 400, codeValidation, "NUL"},
 		{"gzip bomb of zeros", gzipBomb(t, "", 0, 65<<20), "gzip", 400, codeMalformedJSON, "invalid character"},
 		{"not gzip", []byte(pushJSON(goodSample)), "gzip", 400, codeInvalidGzip, "invalid gzip"},
 		{"truncated gzip", gzipJSON(t, []byte(pushJSON(goodSample)))[:20], "gzip", 400, codeInvalidGzip, "invalid gzip"},
@@ -135,7 +156,7 @@ func TestPushBadInput(t *testing.T) {
 	if after := ts.sampleCount(reg.CollectorID); after != before {
 		t.Fatalf("samples changed from %d to %d by refused pushes", before, after)
 	}
-	if got := ts.metricValue(`pganalytics_api_ingest_errors_total{reason="too_large"}`); got != "2" {
+	if got := ts.metricValue(`pganalytics_api_ingest_errors_total{reason="too_large"}`); got != "5" {
 		t.Fatalf("ingest errors too_large = %q", got)
 	}
 

@@ -22,9 +22,12 @@ const maxUsernameBytes = 64
 
 var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$`)
 
-// handleLogin is POST /api/v1/auth/login. Every failure costs one password hash (a dummy one for
-// unknown users) and is answered before anything is recorded, so neither the answer nor its timing
-// tells which usernames exist.
+// handleLogin is POST /api/v1/auth/login. Failures are counted per (account, address), per
+// address and per account (store.RecordLoginFailure): a stranger's guesses lock out the stranger's
+// address, not the account; the account's own lock is a last resort that the right password from
+// an address it logged in from before still passes. Every failure, locked or not, costs one
+// password hash (a dummy one where no hash is checked) and gets the same answer, so neither the
+// answer nor its timing tells which usernames exist or which locks are in force.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var req api.LoginRequest
 	if e := decodeBody(w, r, s.cfg.Limits.BodyMaxBytes, &req); e != nil {
@@ -32,30 +35,54 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	target := "user:" + truncate(req.Username, maxUsernameBytes)
-	refuse := func(reason string) {
+	ip := infoOf(r).ip.String()
+	now := time.Now()
+	target := "user:" + req.Username
+	refuse := func(reason string, detail map[string]any) {
 		s.authFailure(reason)
 		writeErr(w, badCredentials)
 		_ = http.NewResponseController(w).Flush()
-	}
-	audit := func(reason string, lockedUntil time.Time) {
-		detail := map[string]any{"reason": reason}
-		if !lockedUntil.IsZero() {
-			detail["locked_until"] = lockedUntil.UTC()
+		if detail == nil {
+			detail = map[string]any{}
 		}
-		s.audit(r, "anonymous", "login_failed", target, false, detail)
+		detail["reason"] = reason
+		_ = s.audit(r, "anonymous", "login_failed", target, false, detail)
 	}
-	if req.Username == "" || len(req.Username) > maxUsernameBytes {
+	// A name no user can have never reaches the store.
+	if !usernamePattern.MatchString(req.Username) {
 		s.hasher.VerifyDummy(ctx, req.Password)
-		refuse("invalid_credentials")
-		audit("invalid_credentials", time.Time{})
+		refuse("invalid_credentials", nil)
 		return
+	}
+	locks, err := s.store.LoginLocks(ctx, req.Username, ip, now)
+	if err != nil {
+		writeErr(w, s.storeFailure(ctx, "login_locks", err))
+		return
+	}
+	if until := later(locks.AccountAddress, locks.Address); !until.IsZero() {
+		s.hasher.VerifyDummy(ctx, req.Password)
+		scope := store.ScopeAddress
+		if until.Equal(locks.AccountAddress) {
+			scope = store.ScopeAccountAddress
+		}
+		refuse("throttled", map[string]any{"scope": scope, "locked_until": until.UTC()})
+		return
+	}
+	failed := func() {
+		locked, err := s.store.RecordLoginFailure(context.WithoutCancel(ctx), req.Username, ip, s.throttle, now)
+		if err != nil {
+			s.dbError(ctx, "record_login_failure", err)
+		}
+		var detail map[string]any
+		if len(locked) > 0 {
+			detail = map[string]any{"locked": locked, "locked_until": now.Add(s.throttle.Window).UTC()}
+		}
+		refuse("invalid_credentials", detail)
 	}
 	u, err := s.store.UserByUsername(ctx, req.Username)
 	if errors.Is(err, store.ErrNotFound) {
 		s.hasher.VerifyDummy(ctx, req.Password)
-		refuse("invalid_credentials")
-		audit("invalid_credentials", time.Time{})
+		failed()
 		return
 	}
 	if err != nil {
@@ -69,29 +96,28 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Error("verify password", "user", u.Username, "err", err)
 	}
-	if u.LockedUntil.After(time.Now()) {
-		refuse("locked")
-		audit("locked", u.LockedUntil)
-		return
-	}
 	if !ok {
-		refuse("invalid_credentials")
-		lockedUntil, err := s.store.RecordLoginFailure(context.WithoutCancel(ctx), u.ID,
-			s.cfg.Auth.LoginMaxFailures, s.cfg.Auth.LoginLockout.D())
-		if err != nil {
-			s.dbError(ctx, "record_login_failure", err)
-		}
-		audit("invalid_credentials", lockedUntil)
+		failed()
 		return
 	}
-	if u.FailedLogins > 0 {
-		if err := s.store.ResetLoginFailures(ctx, u.ID); err != nil {
-			s.dbError(ctx, "reset_login_failures", err)
-		}
+	if !locks.Account.IsZero() && !locks.KnownAddress {
+		refuse("locked", map[string]any{"scope": store.ScopeAccount, "locked_until": locks.Account.UTC()})
+		return
+	}
+	if err := s.store.RecordLoginSuccess(ctx, u.ID, u.Username, ip, now); err != nil {
+		writeErr(w, s.storeFailure(ctx, "record_login_success", err))
+		return
 	}
 	family, err := auth.NewID()
 	if err != nil {
 		writeErr(w, newError(http.StatusInternalServerError, codeInternal, "internal server error"))
+		return
+	}
+	var detail map[string]any
+	if !locks.Account.IsZero() {
+		detail = map[string]any{"passed_lock": store.ScopeAccount, "known_address": true}
+	}
+	if !s.auditFirst(w, r, "user:"+u.Username, "login", "user:"+u.Username, detail) {
 		return
 	}
 	pair, e := s.issuePair(ctx, u.User, family, "")
@@ -99,8 +125,15 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, e)
 		return
 	}
-	s.audit(r, "user:"+u.Username, "login", "user:"+u.Username, true, nil)
 	writeJSON(w, http.StatusOK, pair)
+}
+
+// later is the later of two times, zero when both are.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // issuePair signs an access token and a refresh token of family; with previous set, the refresh
@@ -166,7 +199,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	if e != nil {
 		if e.code == codeTokenReused {
 			s.authFailure("reused_token")
-			s.audit(r, "user:"+u.Username, "refresh_reused", "family:"+claims.Family, false, nil)
+			_ = s.audit(r, "user:"+u.Username, "refresh_reused", "family:"+claims.Family, false, nil)
 		} else if e.status == http.StatusUnauthorized {
 			s.authFailure("invalid_token")
 		}
@@ -213,7 +246,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, p *princip
 		writeErr(w, s.storeFailure(r.Context(), "revoke_refresh_token", err))
 		return
 	}
-	s.audit(r, p.actor(), "logout", p.actor(), true, nil)
+	_ = s.audit(r, p.actor(), "logout", p.actor(), true, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -228,13 +261,13 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	got := sha256.Sum256([]byte(r.Header.Get("X-Registration-Secret")))
 	if subtle.ConstantTimeCompare(got[:], s.regSecret[:]) != 1 {
 		s.authFailure("invalid_registration_secret")
-		s.audit(r, "anonymous", "register_failed", "", false, map[string]string{"reason": "invalid registration secret"})
+		_ = s.audit(r, "anonymous", "register_failed", "", false, map[string]any{"reason": "invalid registration secret"})
 		writeErr(w, newError(http.StatusUnauthorized, codeInvalidRegistration, "missing or invalid X-Registration-Secret"))
 		return
 	}
 	var req api.RegisterRequest
 	refuse := func(e *httpError) {
-		s.audit(r, "anonymous", "register_failed", "collector:"+truncate(req.Name, 128), false, map[string]string{"reason": e.message})
+		_ = s.audit(r, "anonymous", "register_failed", "collector:"+truncate(req.Name, 128), false, map[string]any{"reason": e.message})
 		writeErr(w, e)
 	}
 	if e := decodeBody(w, r, s.cfg.Limits.BodyMaxBytes, &req); e != nil {
@@ -269,7 +302,15 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, newError(http.StatusInternalServerError, codeInternal, "internal server error"))
 		return
 	}
-	s.audit(r, "collector:"+c.ID, "register", "collector:"+c.Name, true, map[string]string{"hostname": c.Hostname})
+	// No token leaves without its entry: a registration that cannot be audited is undone.
+	if err := s.audit(r, "collector:"+c.ID, "register", "collector:"+c.Name, true, map[string]any{"hostname": c.Hostname}); err != nil {
+		if derr := s.store.DeleteCollector(context.WithoutCancel(ctx), c.ID); derr != nil {
+			s.dbError(ctx, "delete_collector", derr)
+		}
+		writeErr(w, newError(http.StatusServiceUnavailable, codeDatabaseUnavailable,
+			"the audit log cannot be written, so the collector was not registered: retry later"))
+		return
+	}
 	writeJSON(w, http.StatusCreated, api.RegisterResponse{
 		CollectorID: c.ID, Token: tok.Token, TokenType: "Bearer",
 		Name: c.Name, Hostname: c.Hostname, CreatedAt: c.RegisteredAt,

@@ -17,6 +17,14 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, p *principal
 		writeErr(w, e)
 	}
 	lim := s.cfg.Limits
+	ticket, e := s.pushGate.enter(p.id)
+	if e != nil {
+		s.metrics.pushBusy.WithLabelValues("collector").Inc()
+		setPushRetryAfter(w)
+		fail("busy", e)
+		return
+	}
+	defer ticket.leave()
 	body := http.MaxBytesReader(w, r.Body, lim.PushMaxBytes)
 	var src io.Reader = body
 	switch enc := contentEncoding(r); enc {
@@ -40,8 +48,13 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	req, herr := decodePush(&capReader{r: src, max: lim.PushMaxDecompressedBytes}, pushLimits{
 		maxSamples: lim.PushMaxSamples, now: time.Now(), retention: s.cfg.Database.Retention.D(),
+		deadline: time.Now().Add(lim.PushDecodeTimeout.D()), charge: ticket.charge,
 	})
 	if herr != nil {
+		if herr.code == codeServerBusy {
+			s.metrics.pushBusy.WithLabelValues("memory").Inc()
+			setPushRetryAfter(w)
+		}
 		fail(reasonFor(herr), herr)
 		return
 	}
@@ -65,6 +78,10 @@ func reasonFor(e *httpError) string {
 		return "too_large"
 	case http.StatusUnsupportedMediaType:
 		return "unsupported_encoding"
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		return "busy"
+	case http.StatusRequestTimeout:
+		return "timeout"
 	}
 	return "invalid"
 }

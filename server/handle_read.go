@@ -8,7 +8,9 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/server/auth"
@@ -30,6 +32,10 @@ func query(r *http.Request, allowed ...string) (url.Values, *httpError) {
 		}
 		if len(vs) > 1 {
 			return nil, newError(http.StatusBadRequest, codeInvalidParameter, "query parameter %q given more than once", k)
+		}
+		// What PostgreSQL text cannot hold is refused here, not by the database.
+		if v := vs[0]; strings.IndexByte(v, 0) >= 0 || !utf8.ValidString(v) {
+			return nil, newError(http.StatusBadRequest, codeInvalidParameter, "query parameter %q must be valid UTF-8 without NUL", k)
 		}
 	}
 	return q, nil
@@ -189,12 +195,21 @@ func (s *Server) handleDeleteCollector(w http.ResponseWriter, r *http.Request, p
 	if !ok {
 		return
 	}
-	if err := s.store.DeleteCollector(r.Context(), id); err != nil {
-		writeErr(w, s.storeFailure(r.Context(), "delete_collector", err))
+	ctx := r.Context()
+	if _, err := s.store.Collector(ctx, id); err != nil {
+		writeErr(w, s.storeFailure(ctx, "collector", err))
+		return
+	}
+	if !s.auditFirst(w, r, p.actor(), "collector_deleted", "collector:"+id, nil) {
+		return
+	}
+	if err := s.store.DeleteCollector(ctx, id); err != nil {
+		e := s.storeFailure(ctx, "delete_collector", err)
+		s.auditFailed(r, p.actor(), "collector_deleted", "collector:"+id, e)
+		writeErr(w, e)
 		return
 	}
 	s.metrics.collectors.remove(id)
-	s.audit(r, p.actor(), "collector_deleted", "collector:"+id, true, nil)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -257,14 +272,18 @@ func (s *Server) handlePutConfig(w http.ResponseWriter, r *http.Request, p *prin
 		return
 	}
 	cfg.CollectorID, cfg.UpdatedAt, cfg.UpdatedBy = id, nil, ""
-	after, err := s.store.PutCollectorConfig(ctx, cfg, p.actor())
-	if err != nil {
-		writeErr(w, s.storeFailure(ctx, "put_collector_config", err))
+	if !s.auditFirst(w, r, p.actor(), "config_changed", "collector:"+id, map[string]any{
+		"before": configValues(before), "after": configValues(cfg),
+	}) {
 		return
 	}
-	s.audit(r, p.actor(), "config_changed", "collector:"+id, true, map[string]any{
-		"before": configValues(before), "after": configValues(after),
-	})
+	after, err := s.store.PutCollectorConfig(ctx, cfg, p.actor())
+	if err != nil {
+		e := s.storeFailure(ctx, "put_collector_config", err)
+		s.auditFailed(r, p.actor(), "config_changed", "collector:"+id, e)
+		writeErr(w, e)
+		return
+	}
 	writeJSON(w, http.StatusOK, after)
 }
 

@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/pganalytics/pganalytics/internal/api"
 )
 
 // Event-stream timing.
@@ -17,10 +15,15 @@ const (
 	retryHintMs      = 3000
 )
 
+var heartbeat = []byte(": heartbeat\n\n")
+
+// streamsRetryAfter is the Retry-After (seconds) of a stream refused for the caps.
+const streamsRetryAfter = "30"
+
 // handleReplicationStream is GET /api/v1/replication/stream?collector_id=: Server-Sent Events, one
 // `topology` event per collector push (first the current state of every collector followed), with
 // heartbeat comments so proxies and clients can tell a quiet stream from a dead one.
-func (s *Server) handleReplicationStream(w http.ResponseWriter, r *http.Request, _ *principal) {
+func (s *Server) handleReplicationStream(w http.ResponseWriter, r *http.Request, p *principal) {
 	q, e := query(r, "collector_id")
 	if e != nil {
 		writeErr(w, e)
@@ -31,9 +34,19 @@ func (s *Server) handleReplicationStream(w http.ResponseWriter, r *http.Request,
 		writeErr(w, newError(http.StatusNotFound, codeNotFound, "collector not found"))
 		return
 	}
-	sub, unsubscribe, ok := s.hub.subscribe(filter)
-	if !ok {
+	sub, unsubscribe, err := s.hub.subscribe(filter, p.key())
+	switch {
+	case errors.Is(err, errHubClosed):
 		writeErr(w, newError(http.StatusServiceUnavailable, codeShuttingDown, "server shutting down: reconnect (to another server)"))
+		return
+	case err != nil: // a cap
+		limit, msg := "server", fmt.Sprintf("this server has its %d event streams open: retry later or on another server", s.cfg.Limits.StreamsMax)
+		if errors.Is(err, errPrincipalStreams) {
+			limit, msg = "principal", fmt.Sprintf("already %d event streams open for you on this server: close one first", s.cfg.Limits.StreamsPerPrincipal)
+		}
+		s.metrics.sseRefused.WithLabelValues(limit).Inc()
+		w.Header().Set("Retry-After", streamsRetryAfter)
+		writeErr(w, newError(http.StatusTooManyRequests, codeRateLimited, "%s", msg))
 		return
 	}
 	defer unsubscribe()
@@ -59,36 +72,22 @@ func (s *Server) handleReplicationStream(w http.ResponseWriter, r *http.Request,
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
 
-	var buf bytes.Buffer
-	send := func() bool {
+	// send writes one event (shared bytes, never modified here) and flushes it within the limit.
+	send := func(ev []byte) bool {
 		if err := rc.SetWriteDeadline(time.Now().Add(streamWriteLimit)); err != nil {
 			return false
 		}
-		if _, err := w.Write(buf.Bytes()); err != nil {
+		if _, err := w.Write(ev); err != nil {
 			return false
 		}
-		buf.Reset()
 		return rc.Flush() == nil
 	}
-	event := func(t api.CollectorTopology) bool {
-		data, err := json.Marshal(t)
-		if err != nil {
-			return false
-		}
-		buf.WriteString("event: topology\ndata: ")
-		buf.Write(data)
-		buf.WriteString("\n\n")
-		return send()
-	}
-
-	buf.WriteString("retry: ")
-	buf.WriteString(strconv.Itoa(retryHintMs))
-	buf.WriteString("\n\n")
-	if !send() {
+	if !send([]byte("retry: " + strconv.Itoa(retryHintMs) + "\n\n")) {
 		return
 	}
 	for _, t := range current {
-		if !event(t) {
+		ev, err := topologyEvent(t)
+		if err != nil || !send(ev) {
 			return
 		}
 	}
@@ -100,13 +99,12 @@ func (s *Server) handleReplicationStream(w http.ResponseWriter, r *http.Request,
 			return
 		case <-sub.gone:
 			return
-		case t := <-sub.events:
-			if !event(t) {
+		case ev := <-sub.events:
+			if !send(ev) {
 				return
 			}
 		case <-hb.C:
-			buf.WriteString(": heartbeat\n\n")
-			if !send() {
+			if !send(heartbeat) {
 				return
 			}
 		}

@@ -59,39 +59,57 @@ func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request, p *pri
 		writeErr(w, newError(http.StatusServiceUnavailable, codeInternal, "could not hash the password, retry"))
 		return
 	}
+	target := "user:" + req.Username
+	if !s.auditFirst(w, r, p.actor(), "user_created", target, map[string]any{"role": req.Role}) {
+		return
+	}
 	u, err := s.store.CreateUser(ctx, req.Username, hash, req.Role)
-	if errors.Is(err, store.ErrConflict) {
-		writeErr(w, newError(http.StatusConflict, codeConflict, "user %q already exists", req.Username))
-		return
-	}
 	if err != nil {
-		writeErr(w, s.storeFailure(ctx, "create_user", err))
+		e := s.storeFailure(ctx, "create_user", err)
+		if errors.Is(err, store.ErrConflict) {
+			e = newError(http.StatusConflict, codeConflict, "user %q already exists", req.Username)
+		}
+		s.auditFailed(r, p.actor(), "user_created", target, e)
+		writeErr(w, e)
 		return
 	}
-	s.audit(r, p.actor(), "user_created", "user:"+u.Username, true, map[string]string{"role": u.Role})
 	writeJSON(w, http.StatusCreated, u)
 }
 
-// handleDeleteUser is DELETE /api/v1/users/{id} (admin). Deleting oneself is refused so the last
-// admin cannot lock everyone out by accident.
+// handleDeleteUser is DELETE /api/v1/users/{id} (admin). Deleting oneself is refused, and so is
+// deleting the last admin (by anyone, however the id is spelt), so that nobody can lock everyone out.
 func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, p *principal) {
-	id, ok := pathID(w, r, "id")
+	raw, ok := pathID(w, r, "id")
 	if !ok {
 		return
 	}
-	if id == p.id {
+	id, ok := store.CanonicalID(raw)
+	if !ok {
+		writeErr(w, newError(http.StatusNotFound, codeNotFound, "not found"))
+		return
+	}
+	if self, _ := store.CanonicalID(p.id); self == id {
 		writeErr(w, newError(http.StatusConflict, codeConflict, "you cannot delete your own user"))
 		return
 	}
 	ctx := r.Context()
 	u, err := s.store.UserByID(ctx, id)
-	if err == nil {
-		err = s.store.DeleteUser(ctx, id)
-	}
 	if err != nil {
-		writeErr(w, s.storeFailure(ctx, "delete_user", err))
+		writeErr(w, s.storeFailure(ctx, "user_by_id", err))
 		return
 	}
-	s.audit(r, p.actor(), "user_deleted", "user:"+u.Username, true, nil)
+	target := "user:" + u.Username
+	if !s.auditFirst(w, r, p.actor(), "user_deleted", target, map[string]any{"role": u.Role}) {
+		return
+	}
+	if err := s.store.DeleteUser(ctx, u.ID); err != nil {
+		e := s.storeFailure(ctx, "delete_user", err)
+		if errors.Is(err, store.ErrLastAdmin) {
+			e = newError(http.StatusConflict, codeConflict, "%s is the last admin: make another admin first", u.Username)
+		}
+		s.auditFailed(r, p.actor(), "user_deleted", target, e)
+		writeErr(w, e)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }

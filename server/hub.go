@@ -2,6 +2,9 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/pganalytics/pganalytics/internal/api"
@@ -23,23 +26,28 @@ type topologyHub struct {
 	onError func(error)
 	onDrop  func()
 
+	maxStreams, perPrincipal int
+
 	mu      sync.Mutex
 	subs    map[*subscriber]struct{}
+	streams map[string]int // subscribers per principal
 	pending map[string]struct{}
 	closed  bool
 	wake    chan struct{}
 }
 
 type subscriber struct {
-	filter string // collector id, "" for all
-	events chan api.CollectorTopology
+	filter string        // collector id, "" for all
+	key    string        // the principal it streams to, for the per-principal cap
+	events chan []byte   // rendered SSE events, shared by every subscriber: never modified
 	gone   chan struct{} // closed when the hub drops the subscriber (too slow, or shutdown)
 }
 
-func newTopologyHub(load func(context.Context, string) ([]api.CollectorTopology, error), onError func(error), onDrop func()) *topologyHub {
+func newTopologyHub(load func(context.Context, string) ([]api.CollectorTopology, error), onError func(error), onDrop func(),
+	maxStreams, perPrincipal int) *topologyHub {
 	return &topologyHub{
-		load: load, onError: onError, onDrop: onDrop,
-		subs: make(map[*subscriber]struct{}), pending: make(map[string]struct{}),
+		load: load, onError: onError, onDrop: onDrop, maxStreams: maxStreams, perPrincipal: perPrincipal,
+		subs: make(map[*subscriber]struct{}), pending: make(map[string]struct{}), streams: make(map[string]int),
 		wake: make(chan struct{}, 1),
 	}
 }
@@ -84,21 +92,39 @@ func (h *topologyHub) run(ctx context.Context) {
 				continue
 			}
 			for _, t := range tops {
-				h.publish(t)
+				// Rendered once, the same bytes go to every subscriber.
+				ev, err := topologyEvent(t)
+				if err != nil {
+					h.onError(err)
+					continue
+				}
+				h.publish(t.CollectorID, ev)
 			}
 		}
 	}
 }
 
-func (h *topologyHub) publish(t api.CollectorTopology) {
+// topologyEvent renders one topology as an SSE event.
+func topologyEvent(t api.CollectorTopology) ([]byte, error) {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("render topology of collector %s: %w", t.CollectorID, err)
+	}
+	ev := make([]byte, 0, len(data)+len("event: topology\ndata: \n\n"))
+	ev = append(ev, "event: topology\ndata: "...)
+	ev = append(ev, data...)
+	return append(ev, "\n\n"...), nil
+}
+
+func (h *topologyHub) publish(collectorID string, ev []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for sub := range h.subs {
-		if sub.filter != "" && sub.filter != t.CollectorID {
+		if sub.filter != "" && sub.filter != collectorID {
 			continue
 		}
 		select {
-		case sub.events <- t:
+		case sub.events <- ev:
 		default:
 			h.dropLocked(sub)
 			h.onDrop()
@@ -106,26 +132,44 @@ func (h *topologyHub) publish(t api.CollectorTopology) {
 	}
 }
 
-// subscribe registers a client; the returned func unregisters it. ok is false after shutdown began.
-func (h *topologyHub) subscribe(filter string) (sub *subscriber, unsubscribe func(), ok bool) {
+// Why subscribe refused a client.
+var (
+	errHubClosed        = errors.New("server shutting down")
+	errTooManyStreams   = errors.New("too many event streams on this server")
+	errPrincipalStreams = errors.New("too many event streams for this principal")
+)
+
+// subscribe registers a client of principal key; the returned func unregisters it. It refuses one
+// after shutdown began (errHubClosed), beyond maxStreams in all (errTooManyStreams) and beyond
+// perPrincipal for key (errPrincipalStreams).
+func (h *topologyHub) subscribe(filter, key string) (sub *subscriber, unsubscribe func(), err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
-		return nil, nil, false
+	switch {
+	case h.closed:
+		return nil, nil, errHubClosed
+	case len(h.subs) >= h.maxStreams:
+		return nil, nil, errTooManyStreams
+	case h.streams[key] >= h.perPrincipal:
+		return nil, nil, errPrincipalStreams
 	}
-	sub = &subscriber{filter: filter, events: make(chan api.CollectorTopology, subscriberBuffer), gone: make(chan struct{})}
+	sub = &subscriber{filter: filter, key: key, events: make(chan []byte, subscriberBuffer), gone: make(chan struct{})}
 	h.subs[sub] = struct{}{}
+	h.streams[key]++
 	return sub, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if _, ok := h.subs[sub]; ok {
 			h.dropLocked(sub)
 		}
-	}, true
+	}, nil
 }
 
 func (h *topologyHub) dropLocked(sub *subscriber) {
 	delete(h.subs, sub)
+	if h.streams[sub.key]--; h.streams[sub.key] <= 0 {
+		delete(h.streams, sub.key)
+	}
 	close(sub.gone)
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/store"
 )
 
 // metrics is the server's own Prometheus registry (no global state): what the seed's alert rules
@@ -24,6 +25,11 @@ type metrics struct {
 	dbErrors      *prometheus.CounterVec
 	sseClients    prometheus.Gauge
 	sseDropped    prometheus.Counter
+	sseRefused    *prometheus.CounterVec
+	auditFailures *prometheus.CounterVec
+	clientErrors  *prometheus.CounterVec
+	pushBusy      *prometheus.CounterVec
+	pushMemory    prometheus.Gauge
 	collectors    *collectorStatus
 }
 
@@ -67,20 +73,47 @@ func newMetrics() *metrics {
 			Name: "pganalytics_api_sse_dropped_subscribers_total",
 			Help: "Event-stream subscribers disconnected because they did not keep up.",
 		}),
+		sseRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pganalytics_api_sse_refused_total",
+			Help: "Event streams refused with 429, by cap (principal, server).",
+		}, []string{"cap"}),
+		auditFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pganalytics_api_audit_failures_total",
+			Help: "Audit entries that could not be written, by action; a security-relevant request whose entry fails is refused.",
+		}, []string{"action"}),
+		clientErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pganalytics_api_db_client_errors_total",
+			Help: "Database operations refused because of the client's input (counted apart from pganalytics_api_db_errors_total), by operation.",
+		}, []string{"op"}),
+		pushBusy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pganalytics_api_push_busy_total",
+			Help: "Pushes refused before decoding because of the push limits, by limit (collector: 429, memory: 503).",
+		}, []string{"limit"}),
+		pushMemory: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pganalytics_api_push_memory_bytes",
+			Help: "Decompressed push bytes being decoded now, against limits.push_memory_bytes.",
+		}),
 		collectors: newCollectorStatus(10 * time.Minute),
 	}
 	// Known label values start at zero so that rate() and alert rules see the series from the start.
-	for _, r := range []string{"invalid_credentials", "locked", "invalid_token", "expired_token", "revoked_token", "reused_token", "invalid_registration_secret"} {
+	for _, r := range []string{"invalid_credentials", "locked", "invalid_token", "expired_token", "revoked_token", "reused_token", "invalid_registration_secret", "invalid_metrics_token", "throttled"} {
 		m.authFailures.WithLabelValues(r)
 	}
 	for _, s := range []string{"ip", "access", "collector"} {
 		m.rateLimited.WithLabelValues(s)
 	}
-	for _, r := range []string{"invalid", "too_large", "unsupported_encoding", "store"} {
+	for _, r := range []string{"invalid", "too_large", "unsupported_encoding", "store", "busy", "timeout"} {
 		m.ingestErrors.WithLabelValues(r)
 	}
+	for _, c := range []string{"principal", "server"} {
+		m.sseRefused.WithLabelValues(c)
+	}
+	for _, l := range []string{"collector", "memory"} {
+		m.pushBusy.WithLabelValues(l)
+	}
 	m.reg.MustRegister(m.duration, m.inFlight, m.authFailures, m.rateLimited, m.ingestSamples,
-		m.ingestErrors, m.dbErrors, m.sseClients, m.sseDropped, m.collectors,
+		m.ingestErrors, m.dbErrors, m.sseClients, m.sseDropped, m.sseRefused, m.auditFailures, m.clientErrors,
+		m.pushBusy, m.pushMemory, m.collectors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -158,6 +191,12 @@ func (c *collectorStatus) Collect(ch chan<- prometheus.Metric) {
 
 // dbError counts and logs a failed database operation (its text stays in the log).
 func (s *Server) dbError(ctx context.Context, op string, err error) {
+	if store.IsClientError(err) {
+		// The client's data, not the database: kept out of the database-errors alert.
+		s.metrics.clientErrors.WithLabelValues(op).Inc()
+		s.log.WarnContext(ctx, "database refused a value", "op", op, "err", err)
+		return
+	}
 	s.metrics.dbErrors.WithLabelValues(op).Inc()
 	s.stats.dbError(time.Now())
 	if info, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {

@@ -1,16 +1,18 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/pganalytics/pganalytics/internal/api"
 )
@@ -47,63 +49,84 @@ func validLabelName(s string) bool {
 	return s != ""
 }
 
-// pushLimits are the decoder's bounds; now and retention bound the sample timestamps.
+// Per-value bounds of a push body: what the decoder may buffer for one value, whitespace and
+// separators before it included. A sample within the sample rules (32 labels of 128 + 1,024 bytes)
+// is far below its bound, even written with escapes.
+const (
+	maxSampleBytes    = 256 << 10
+	maxStatusBytes    = 8 << 10
+	maxPushFieldBytes = 1 << 10 // a member name, collected_at, the brackets
+)
+
+// pushLimits are the decoder's bounds; now and retention bound the sample timestamps; deadline
+// (zero for none) bounds the time spent reading the body.
 type pushLimits struct {
 	maxSamples int
 	now        time.Time
 	retention  time.Duration
+	deadline   time.Time
+	// charge takes n more decompressed bytes of the server's push memory budget, false when the
+	// budget cannot hold them; nil charges nothing.
+	charge func(n int64) bool
 }
 
 // decodePush reads and validates a whole push body from a stream (the body itself is never
-// buffered). Each sample is decoded once, in place, as the stream goes by. The push is refused
-// whole at its first fault, in the order a reader meets them: the body's structure first (syntax,
-// unknown or duplicate fields, caps, gzip, wherever they are), then the push's own fields, then
-// the samples by index, each by its first fault (UTF-8, types, rules), the index in the message.
+// buffered). Each value is bounded before it is read (see pushReader.bound), so the decoder never
+// holds more than one bounded value, and its work is linear in the body's size. The push is
+// refused whole at its first fault, in the order a reader meets them: the body's structure first
+// (syntax, unknown or duplicate fields at any depth, caps, gzip, wherever they are), then the
+// push's own fields, then the samples by index, each by its first fault (UTF-8, types, rules), the
+// index in the message.
 func decodePush(r io.Reader, lim pushLimits) (*api.PushRequest, *httpError) {
-	body := newPushReader(r)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := expectDelim(dec, '{', "the push body must be a JSON object"); err != nil {
-		return nil, err
+	body := newPushReader(r, lim.deadline)
+	body.charge = lim.charge
+	// UTF-8 is checked by the body reader, which tells which sample it is in.
+	dec := jsontext.NewDecoder(body, jsontext.AllowInvalidUTF8(true))
+	body.bound(dec.InputOffset(), maxPushFieldBytes, "the push body")
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, bodyFailure(err, "")
+	}
+	if tok.Kind() != '{' {
+		return nil, newError(http.StatusBadRequest, codeMalformedJSON, "the push body must be a JSON object")
 	}
 	var (
 		req   api.PushRequest
-		seen  pushFields
 		fault *sampleFault
 	)
-	for dec.More() {
-		tok, err := dec.Token()
+	for {
+		body.bound(dec.InputOffset(), maxPushFieldBytes, "the push body")
+		if dec.PeekKind() == '}' {
+			break
+		}
+		tok, err := dec.ReadToken()
 		if err != nil {
 			return nil, bodyFailure(err, "")
 		}
-		key, _ := tok.(string)
-		field := pushFieldOf(key)
-		if field == 0 {
+		key := tok.String()
+		switch key {
+		case "collected_at":
+			err = decodeField(dec, body, &req.CollectedAt, key, maxPushFieldBytes)
+		case "snapshot":
+			err = decodeField(dec, body, &req.Snapshot, key, api.MaxSnapshotBytes)
+		case "status":
+			err = decodeField(dec, body, &req.Status, key, maxStatusBytes)
+		case "metrics":
+			req.Metrics, fault, err = decodeSamples(dec, body, lim)
+		default:
 			return nil, newError(http.StatusBadRequest, codeMalformedJSON, "unknown field %q", truncate(key, 40))
-		}
-		if seen&field != 0 {
-			return nil, newError(http.StatusBadRequest, codeMalformedJSON, "duplicate field %q", truncate(key, 40))
-		}
-		seen |= field
-		switch field {
-		case fieldCollectedAt:
-			err = decodeRaw(dec, &req.CollectedAt, key)
-		case fieldSnapshot:
-			err = decodeRaw(dec, &req.Snapshot, key)
-		case fieldStatus:
-			err = decodeRaw(dec, &req.Status, key)
-		case fieldMetrics:
-			req.Metrics, fault, err = decodeSamples(dec, body, lim.maxSamples)
 		}
 		if err != nil {
 			return nil, bodyFailure(err, key)
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
+	if _, err := dec.ReadToken(); err != nil { // the closing '}'
 		return nil, bodyFailure(err, "")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		if err != nil {
+	body.bound(dec.InputOffset(), maxPushFieldBytes, "the push body")
+	if _, err := dec.ReadToken(); err != io.EOF {
+		var rf readFailure
+		if errors.As(err, &rf) {
 			return nil, bodyFailure(err, "")
 		}
 		return nil, newError(http.StatusBadRequest, codeMalformedJSON, "unexpected data after the JSON object")
@@ -116,6 +139,11 @@ func decodePush(r io.Reader, lim pushLimits) (*api.PushRequest, *httpError) {
 	}
 	if req.Status != nil {
 		if err := checkStatus(req.Status); err != nil {
+			return nil, err
+		}
+	}
+	if req.Snapshot != nil {
+		if err := checkSnapshot(req.Snapshot); err != nil {
 			return nil, err
 		}
 	}
@@ -134,31 +162,6 @@ func decodePush(r io.Reader, lim pushLimits) (*api.PushRequest, *httpError) {
 	return &req, nil
 }
 
-// pushFields is a set of the push body's fields, to refuse one given twice.
-type pushFields uint8
-
-const (
-	fieldCollectedAt pushFields = 1 << iota
-	fieldMetrics
-	fieldSnapshot
-	fieldStatus
-)
-
-// pushFieldOf names key's field, 0 for none (keys match exactly, case included).
-func pushFieldOf(key string) pushFields {
-	switch key {
-	case "collected_at":
-		return fieldCollectedAt
-	case "metrics":
-		return fieldMetrics
-	case "snapshot":
-		return fieldSnapshot
-	case "status":
-		return fieldStatus
-	}
-	return 0
-}
-
 func sampleAt(i int) string { return "metrics[" + strconv.Itoa(i) + "]" }
 
 // sampleFault is the first sample that could not be decoded.
@@ -168,87 +171,71 @@ type sampleFault struct {
 }
 
 // decodeSamples decodes the metrics array, each sample once, straight into its place. A failure
-// of the stream itself (syntax, caps, gzip) ends the push at once, as the error. A sample's own
-// fault (invalid UTF-8, a wrong type, an unknown field) does not: the first one is returned once
-// the rest of the array has been read, so that a later failure of the stream still comes first.
-func decodeSamples(dec *json.Decoder, body *pushReader, max int) ([]api.Sample, *sampleFault, error) {
-	tok, err := dec.Token()
+// of the stream itself (syntax, duplicate names, caps, gzip) ends the push at once, as the error.
+// A sample's own fault (invalid UTF-8, a wrong type, an unknown field) does not: the first one is
+// returned once the rest of the array has been read, so that a later failure of the stream still
+// comes first.
+func decodeSamples(dec *jsontext.Decoder, body *pushReader, lim pushLimits) ([]api.Sample, *sampleFault, error) {
+	tok, err := dec.ReadToken()
 	if err != nil {
 		return nil, nil, err
 	}
-	if tok == nil {
+	switch tok.Kind() {
+	case 'n':
 		return nil, nil, nil // "metrics": null is an empty batch
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
+	case '[':
+	default:
 		return nil, nil, newError(http.StatusBadRequest, codeMalformedJSON, "metrics must be an array of samples")
 	}
 	var (
 		samples []api.Sample
 		fault   *sampleFault
 	)
-	for i := 0; dec.More(); i++ {
-		if len(samples) == max {
-			return nil, nil, newError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "the push holds more than %d samples", max)
-		}
+	for i := 0; ; i++ {
 		start := dec.InputOffset()
-		samples = append(samples, api.Sample{})
-		err := dec.Decode(&samples[i])
-		if err != nil && endsStream(err) {
+		body.bound(start, maxSampleBytes, sampleAt(i))
+		if dec.PeekKind() == ']' {
+			break
+		}
+		if len(samples) == lim.maxSamples {
+			return nil, nil, newError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "the push holds more than %d samples", lim.maxSamples)
+		}
+		raw, err := dec.ReadValue()
+		if err != nil {
 			return nil, nil, bodyFailure(err, sampleAt(i))
 		}
+		samples = append(samples, api.Sample{})
 		if fault != nil {
 			continue
 		}
 		// Only the body's first invalid byte can fault a sample: one before this sample has
 		// refused the push already (in a field or key of its own) or faulted an earlier sample.
-		switch {
-		case body.invalidUTF8Within(start, dec.InputOffset()):
+		if body.invalidUTF8Within(start, dec.InputOffset()) {
 			fault = &sampleFault{i, newError(http.StatusBadRequest, codeInvalidUTF8, "%s: invalid UTF-8", sampleAt(i))}
-		case err != nil:
+		} else if err := json.Unmarshal(raw, &samples[i], strictJSON); err != nil {
 			fault = &sampleFault{i, jsonError(err, sampleAt(i))}
 			fault.err.code = codeInvalidSample
 		}
 	}
-	if _, err := dec.Token(); err != nil { // ']'
+	if _, err := dec.ReadToken(); err != nil { // ']'
 		return nil, nil, err
 	}
 	return samples, fault, nil
 }
 
-// endsStream tells a failure to read the next value (syntax, truncation, the body reader's own
-// failures) from a complete value that would not unmarshal (wrong type, unknown field, bad time),
-// after which the decoder reads on.
-func endsStream(err error) bool {
-	var (
-		syn *json.SyntaxError
-		rf  readFailure
-	)
-	return errors.As(err, &syn) || errors.As(err, &rf) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-// decodeRaw decodes the next value strictly into dst. The push's own fields are read raw and
-// checked whole, UTF-8 included: they are few and small.
-func decodeRaw(dec *json.Decoder, dst any, field string) error {
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
+// decodeField decodes the next value, at most max bytes, strictly into dst. The push's own fields
+// are read raw and checked whole, UTF-8 included: they are few and bounded.
+func decodeField(dec *jsontext.Decoder, body *pushReader, dst any, field string, max int64) error {
+	body.bound(dec.InputOffset(), max, field)
+	raw, err := dec.ReadValue()
+	if err != nil {
 		return err
 	}
-	if bytes.Equal(raw, []byte("null")) {
+	if raw.Kind() == 'n' {
 		return nil
 	}
 	if err := unmarshalStrict(raw, dst, field); err != nil {
 		return err
-	}
-	return nil
-}
-
-func expectDelim(dec *json.Decoder, want json.Delim, msg string) *httpError {
-	tok, err := dec.Token()
-	if err != nil {
-		return bodyFailure(err, "")
-	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return newError(http.StatusBadRequest, codeMalformedJSON, "%s", msg)
 	}
 	return nil
 }
@@ -277,6 +264,8 @@ func checkSample(s *api.Sample, collectedAt time.Time, lim pushLimits) error {
 			return fmt.Errorf("label name %q is reserved (leading __)", truncate(k, 64))
 		case len(v) > maxLabelValueBytes:
 			return fmt.Errorf("label %q value longer than %d bytes", k, maxLabelValueBytes)
+		case strings.IndexByte(v, 0) >= 0:
+			return fmt.Errorf("label %q value contains a NUL character", k)
 		}
 	}
 	if s.Timestamp.IsZero() {
@@ -303,6 +292,8 @@ func checkStatus(st *api.CollectorStatus) *httpError {
 		return bad("counts and durations must not be negative")
 	case len(st.Version) > 64 || len(st.Hostname) > 253:
 		return bad("version or hostname too long")
+	case strings.IndexByte(st.Version, 0) >= 0 || strings.IndexByte(st.Hostname, 0) >= 0:
+		return bad("version or hostname contains a NUL character")
 	}
 	return nil
 }
@@ -310,7 +301,10 @@ func checkStatus(st *api.CollectorStatus) *httpError {
 // Body reading failures, told apart so that each gets its precise status.
 var (
 	errDecompressedTooLarge = errors.New("decompressed body too large")
+	errValueTooLarge        = errors.New("value too large")
 	errBadGzip              = errors.New("invalid gzip stream")
+	errDecodeTimeout        = errors.New("push body took too long")
+	errPushBusy             = errors.New("push memory budget spent")
 )
 
 // bodyFailure classifies an error met while decoding the push body: a response-ready error as is,
@@ -326,10 +320,22 @@ func bodyFailure(err error, where string) *httpError {
 		return he
 	case errors.As(err, &mb):
 		return newError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "push body exceeds %d bytes on the wire", mb.Limit)
-	case errors.Is(err, errDecompressedTooLarge):
-		return newError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "%s", err)
+	}
+	// The body readers' own failures, in their own words (not the decoder's wrapping).
+	msg := err.Error()
+	var rf readFailure
+	if errors.As(err, &rf) {
+		msg = rf.Error()
+	}
+	switch {
+	case errors.Is(err, errDecompressedTooLarge), errors.Is(err, errValueTooLarge):
+		return newError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "%s", msg)
+	case errors.Is(err, errDecodeTimeout):
+		return newError(http.StatusRequestTimeout, codeRequestTimeout, "%s", msg)
 	case errors.Is(err, errBadGzip):
-		return newError(http.StatusBadRequest, codeInvalidGzip, "%s", err)
+		return newError(http.StatusBadRequest, codeInvalidGzip, "%s", msg)
+	case errors.Is(err, errPushBusy):
+		return errPushMemory()
 	}
 	return jsonError(err, where)
 }
@@ -349,7 +355,7 @@ func (c *capReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.read += int64(n)
 	if c.read > c.max {
-		return n, fmt.Errorf("%w: decompressed body exceeds %d bytes", errDecompressedTooLarge, c.max)
+		return n, limitError{errDecompressedTooLarge, fmt.Sprintf("decompressed body exceeds %d bytes", c.max)}
 	}
 	return n, err
 }
@@ -376,8 +382,10 @@ func tagGzip(err error) error {
 
 // pushReader is the push decoder's reader. It finds, as the body goes by, where the body stops
 // being valid UTF-8, so that each sample is checked for UTF-8 by its place in the body, in one pass
-// and without a copy; and it marks the failures of the readers below it (caps, gzip, network) so
-// that endsStream can tell them from a sample's own faults.
+// and without a copy; it bounds how much of the body the value being read may span (bound), so
+// that the decoder never buffers more than one bounded value whatever the body holds; it stops a
+// body that takes longer than its deadline; and it marks the failures of the readers below it
+// (caps, gzip, network) so that they are told from a sample's own faults.
 type pushReader struct {
 	r         io.Reader
 	read      int64             // bytes passed on so far
@@ -385,19 +393,46 @@ type pushReader struct {
 	cut       [utf8.UTFMax]byte // a sequence the end of the last read cut short
 	ncut      int
 	cutAt     int64 // its offset
+
+	limit    int64  // offset the value being read may not reach
+	max      int64  // the value's bound, for the message
+	what     string // the value, for the message
+	deadline time.Time
+	charge   func(n int64) bool
 }
 
-func newPushReader(r io.Reader) *pushReader { return &pushReader{r: r, invalidAt: -1} }
+func newPushReader(r io.Reader, deadline time.Time) *pushReader {
+	return &pushReader{r: r, invalidAt: -1, limit: math.MaxInt64, deadline: deadline}
+}
+
+// bound limits the value that starts at offset from (whitespace and separators before it
+// included) to max bytes: reading on past it fails with errValueTooLarge. One byte more is let
+// through, the one that ends a number.
+func (b *pushReader) bound(from, max int64, what string) {
+	b.limit, b.max, b.what = from+max+1, max, what
+}
 
 func (b *pushReader) Read(p []byte) (int, error) {
+	if b.read >= b.limit {
+		return 0, readFailure{limitError{errValueTooLarge, fmt.Sprintf("%s exceeds %d bytes", b.what, b.max)}}
+	}
+	if !b.deadline.IsZero() && time.Now().After(b.deadline) {
+		return 0, readFailure{limitError{errDecodeTimeout, "the push body was not read within the time allowed"}}
+	}
+	if left := b.limit - b.read; int64(len(p)) > left {
+		p = p[:left]
+	}
 	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF { // the decoder tests for io.EOF itself
+		return 0, readFailure{err} // a cap or the gzip stream: the bytes with it are not passed on
+	}
+	if b.charge != nil && n > 0 && !b.charge(int64(n)) {
+		return 0, readFailure{errPushBusy}
+	}
 	if b.invalidAt < 0 {
 		b.checkUTF8(p[:n], err == io.EOF)
 	}
 	b.read += int64(n)
-	if err != nil && err != io.EOF { // the decoder tests for io.EOF itself
-		err = readFailure{err}
-	}
 	return n, err
 }
 
@@ -456,6 +491,15 @@ func validUTF8Prefix(p []byte) int {
 	}
 	return i
 }
+
+// limitError is one of the body's limits reached: its message says which, Is its kind.
+type limitError struct {
+	kind error
+	msg  string
+}
+
+func (e limitError) Error() string        { return e.msg }
+func (e limitError) Is(target error) bool { return target == e.kind }
 
 // readFailure marks an error of the readers below the decoder; it reads as the error it wraps.
 type readFailure struct{ err error }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	stdjson "encoding/json"
 	"io"
 	"math"
 	"regexp"
@@ -105,6 +106,10 @@ func FuzzDecodePush(f *testing.F) {
 		`{"metrics":[{"name":"a","value":1}],"metrics":[]}`,
 		`{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1}]} trailing`,
 		`[]`, `null`, ``, `{`, `{"collected_at":`,
+		`{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1,"labels":{"x":"1","x":"2"}}]}`,
+		`{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1,"value":2}]}`,
+		`{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1,"labels":{"x":"\u0000"}}]}`,
+		`{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1}],"snapshot":{"clusters":[{"system_identifier":"7","instances":[{"name":"a","name":"b"}]}]}}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -128,18 +133,72 @@ func FuzzDecodePush(f *testing.F) {
 		if !utf8.Valid(body) {
 			t.Fatal("accepted invalid UTF-8")
 		}
+		if dup := duplicateName(body); dup != "" {
+			t.Fatalf("accepted the name %q twice in one object", dup)
+		}
 		for i, s := range req.Metrics {
 			if !metricNamePattern.MatchString(s.Name) || math.IsNaN(s.Value) || math.IsInf(s.Value, 0) ||
 				len(s.Labels) > maxLabels || s.Timestamp.IsZero() {
 				t.Fatalf("accepted sample %d: %+v", i, s)
 			}
 			for k, v := range s.Labels {
-				if !labelNamePattern.MatchString(k) || strings.HasPrefix(k, "__") || len(v) > maxLabelValueBytes {
+				if !labelNamePattern.MatchString(k) || strings.HasPrefix(k, "__") || len(v) > maxLabelValueBytes || strings.ContainsRune(v, 0) {
 					t.Fatalf("accepted label %q=%q", k, v)
 				}
 			}
 		}
 	})
+}
+
+// duplicateName is the fuzz oracle for duplicate names: the first object member name that occurs
+// twice in one object of body, found with encoding/json's tokenizer (not the decoder under test).
+func duplicateName(body []byte) string {
+	dec := stdjson.NewDecoder(bytes.NewReader(body))
+	type level struct {
+		object bool
+		key    bool // the next string token is a member name
+		names  map[string]bool
+	}
+	var stack []*level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case stdjson.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true
+				}
+				stack = append(stack, &level{object: v == '{', key: v == '{', names: map[string]bool{}})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+			}
+		default:
+			if top == nil || !top.object {
+				continue
+			}
+			if top.key {
+				name, _ := v.(string)
+				if top.names[name] {
+					return name
+				}
+				top.names[name] = true
+				top.key = false
+			} else {
+				top.key = true
+			}
+		}
+	}
 }
 
 // TestDecodePushFaultOrder pins which fault a push with several is refused for: the body's
@@ -151,7 +210,7 @@ func TestDecodePushFaultOrder(t *testing.T) {
 		name, body, code, message string
 	}{
 		{"syntax error after a bad sample", `{` + at + `,"metrics":[{"name":"a","value":"1"},{"name":"a","value":1},{"name":"a",}]}`,
-			codeMalformedJSON, "metrics[2]: malformed JSON at byte 104: invalid character '}' looking for beginning of object key string"},
+			codeMalformedJSON, "metrics[2]: malformed JSON at byte 110: invalid character '}' at start of string (expecting '\"')"},
 		{"unknown field after a bad sample", `{` + at + `,"metrics":[{"name":"a","value":"1"}],"extra":1}`,
 			codeMalformedJSON, `unknown field "extra"`},
 		{"invalid snapshot after a bad sample", `{` + at + `,"metrics":[{"name":"1a","value":1,"labels":{"a":"` + "\xff" + `"}}],"snapshot":{"clusters":[{"system_identifier":"` + "\xc3\x28" + `"}]}}`,
@@ -169,7 +228,7 @@ func TestDecodePushFaultOrder(t *testing.T) {
 		{"invalid UTF-8 before a type error in the same sample", `{` + at + `,"metrics":[{"name":"a","value":1},{"name":"a","value":"1","labels":{"a":"` + "\xe2\x82" + `"}}]}`,
 			codeInvalidUTF8, "metrics[1]: invalid UTF-8"},
 		{"timestamp of the wrong type", `{` + at + `,"metrics":[{"name":"a","value":1,"timestamp":5}]}`,
-			codeInvalidSample, "metrics[0]: invalid JSON: Time.UnmarshalJSON: input is not a JSON string"},
+			codeInvalidSample, "metrics[0]: timestamp: expected an RFC 3339 time string, got number"},
 		{"U+FFFD spelt out is valid", `{` + at + `,"metrics":[{"name":"a","value":1,"labels":{"a":"` + "\xef\xbf\xbd\\ufffd\xf0\x9f\x98\x80" + `"}},{"name":"1a","value":1}]}`,
 			codeInvalidSample, `metrics[1]: name "1a" does not match`},
 	}
@@ -204,7 +263,7 @@ func FuzzPushReaderUTF8(f *testing.F) {
 		if chunk > 0 {
 			r = &cutReader{r: r, size: int(chunk)}
 		}
-		pr := newPushReader(r)
+		pr := newPushReader(r, time.Time{})
 		if _, err := io.Copy(io.Discard, pr); err != nil {
 			t.Fatal(err)
 		}

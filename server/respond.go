@@ -40,6 +40,8 @@ const (
 	codeInternal             = "internal"
 	codeDatabaseUnavailable  = "database_unavailable"
 	codeShuttingDown         = "shutting_down"
+	codeRequestTimeout       = "request_timeout"
+	codeServerBusy           = "server_busy"
 )
 
 // httpError is a response-ready failure: status, code and a message safe to show the client.
@@ -74,7 +76,9 @@ func writeErr(w http.ResponseWriter, e *httpError) {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="pganalytics"`)
 	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "5")
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "5")
+		}
 	}
 	writeJSON(w, e.status, api.Error{Error: api.ErrorDetail{Code: e.code, Message: e.message}})
 }
@@ -92,6 +96,11 @@ func (s *Server) storeFailure(ctx context.Context, op string, err error) *httpEr
 		return newError(http.StatusBadRequest, codeValidation, "the store refused the value")
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return newError(http.StatusServiceUnavailable, codeDatabaseUnavailable, "request cancelled")
+	case store.IsClientError(err):
+		// Counted apart so that hostile input cannot fire the database-errors alert.
+		s.metrics.clientErrors.WithLabelValues(op).Inc()
+		s.log.WarnContext(ctx, "database refused the client's value", "op", op, "err", err)
+		return newError(http.StatusBadRequest, codeValidation, "the store refused a value of the request")
 	}
 	s.dbError(ctx, op, err)
 	return newError(http.StatusServiceUnavailable, codeDatabaseUnavailable, "database unavailable, retry later")

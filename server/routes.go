@@ -1,11 +1,11 @@
 package server
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net/http"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pganalytics/pganalytics/internal/api"
 )
@@ -49,9 +49,37 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /api/v1/users/{id}", admin(s.handleDeleteUser))
 	handle("GET /api/v1/audit", admin(s.handleAudit))
 	handle("GET /api/v1/alerts", viewer(s.handleAlerts))
-	prom := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: promErrorLog{s.log}})
-	handle(routePrometheus, prom.ServeHTTP)
+	if s.cfg.Metrics.ListenAddr == "" {
+		handle(routePrometheus, s.handlePrometheus)
+	}
 
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(&jsonUnmatched{ResponseWriter: w, info: infoOf(r)}, r)
+	})
+}
+
+// handlePrometheus is GET /metrics: the exposition, behind metrics.bearer_token when one is set
+// (compared in constant time, as SHA-256 digests).
+func (s *Server) handlePrometheus(w http.ResponseWriter, r *http.Request) {
+	if s.metricsToken != nil {
+		tok, _ := bearerToken(r)
+		got := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(got[:], s.metricsToken) != 1 {
+			s.authFailure("invalid_metrics_token")
+			writeErr(w, newError(http.StatusUnauthorized, codeUnauthorized, "/metrics needs the scrape bearer token (metrics.bearer_token)"))
+			return
+		}
+	}
+	s.prometheus.ServeHTTP(w, r)
+}
+
+// metricsRoutes is what the separate metrics listener (metrics.listen_addr) serves: /metrics only.
+func (s *Server) metricsRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(routePrometheus, func(w http.ResponseWriter, r *http.Request) {
+		infoOf(r).route = routePrometheus
+		s.handlePrometheus(w, r)
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(&jsonUnmatched{ResponseWriter: w, info: infoOf(r)}, r)
 	})

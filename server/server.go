@@ -16,9 +16,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/pganalytics/pganalytics/server/auth"
 	"github.com/pganalytics/pganalytics/server/config"
 	"github.com/pganalytics/pganalytics/server/ratelimit"
+	"github.com/pganalytics/pganalytics/server/store"
 )
 
 // Options are New's inputs.
@@ -60,12 +63,18 @@ type Server struct {
 	metrics    *metrics
 	stats      *requestStats
 	hub        *topologyHub
+	pushGate   *pushGate
+	throttle   store.ThrottlePolicy
 	proxies    trustedProxies
 	origins    map[string]bool
 	tlsEnabled bool
 	tlsConfig  *tls.Config
 	regSecret  [sha256.Size]byte
 	handler    http.Handler
+
+	prometheus     http.Handler
+	metricsToken   []byte       // SHA-256 of metrics.bearer_token, nil when /metrics is open
+	metricsHandler http.Handler // the metrics listener's, when metrics.listen_addr is set
 }
 
 // New checks the configuration, loads the TLS key pair and builds the handler. It does not touch the
@@ -129,8 +138,21 @@ func New(opts Options) (*Server, error) {
 	}
 	s.hub = newTopologyHub(s.store.Replication,
 		func(err error) { s.dbError(context.Background(), "replication", err) },
-		s.metrics.sseDropped.Inc)
+		s.metrics.sseDropped.Inc, cfg.Limits.StreamsMax, cfg.Limits.StreamsPerPrincipal)
+	s.throttle = store.ThrottlePolicy{
+		PerAccountAddress: cfg.Auth.LoginMaxFailures, PerAddress: cfg.Auth.LoginMaxFailuresPerAddress,
+		PerAccount: cfg.Auth.LoginMaxFailuresPerAccount, Window: cfg.Auth.LoginLockout.D(),
+	}
+	s.pushGate = newPushGate(cfg.Limits.PushPerCollector, cfg.Limits.PushMaxDecompressedBytes, cfg.Limits.PushMemoryBytes, s.metrics.pushMemory)
+	s.prometheus = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: promErrorLog{s.log}})
+	if t := cfg.Metrics.BearerToken; t != "" {
+		sum := sha256.Sum256([]byte(t))
+		s.metricsToken = sum[:]
+	}
 	s.handler = s.instrument(s.cors(s.rateLimit(s.routes())))
+	if cfg.Metrics.ListenAddr != "" {
+		s.metricsHandler = s.instrument(s.metricsRoutes())
+	}
 	return s, nil
 }
 
@@ -155,6 +177,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(s.hub.close)
+	var msrv *http.Server
+	if s.metricsHandler != nil {
+		mln, err := net.Listen("tcp", s.cfg.Metrics.ListenAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		msrv = &http.Server{Handler: s.metricsHandler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: time.Minute, MaxHeaderBytes: 16 << 10, ErrorLog: srv.ErrorLog}
+		s.log.Info("serving metrics", "addr", mln.Addr().String())
+		go func() { _ = msrv.Serve(mln) }()
+	}
 
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
@@ -180,6 +213,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
 			err = serr
 		}
+	}
+	if msrv != nil {
+		_ = msrv.Close()
 	}
 	stopBackground()
 	wg.Wait()

@@ -3,10 +3,14 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pganalytics/pganalytics/internal/api"
 )
@@ -120,17 +124,20 @@ func TestHubDropsSlowSubscribers(t *testing.T) {
 			return nil, errors.New("boom")
 		}
 		return []api.CollectorTopology{{CollectorID: id}}, nil
-	}, func(error) {}, func() { drops++ })
+	}, func(error) {}, func() { drops++ }, 100, 10)
 
 	h.notify("before-anyone") // nobody listens: not even loaded
-	slow, _, ok := h.subscribe("")
-	if !ok {
-		t.Fatal("subscribe refused")
+	slow, _, err := h.subscribe("", "user:a")
+	if err != nil {
+		t.Fatal(err)
 	}
-	fast, unsubscribe, _ := h.subscribe("c1")
+	fast, unsubscribe, _ := h.subscribe("c1", "user:b")
+	ev := []byte("event: topology\ndata: {}\n\n")
 	for range subscriberBuffer + 1 {
-		h.publish(api.CollectorTopology{CollectorID: "c1"})
-		<-fast.events
+		h.publish("c1", ev)
+		if got := <-fast.events; &got[0] != &ev[0] {
+			t.Fatal("the event was copied for a subscriber")
+		}
 	}
 	select {
 	case <-slow.gone:
@@ -152,8 +159,8 @@ func TestHubDropsSlowSubscribers(t *testing.T) {
 	h.notify("broken")
 	h.notify("c1")
 	got := <-fast.events
-	if got.CollectorID != "c1" {
-		t.Fatalf("event %+v", got)
+	if !strings.Contains(string(got), `"collector_id":"c1"`) || !strings.HasPrefix(string(got), "event: topology\ndata: ") {
+		t.Fatalf("event %q", got)
 	}
 	cancel()
 	<-done
@@ -167,8 +174,34 @@ func TestHubDropsSlowSubscribers(t *testing.T) {
 	unsubscribe()
 	unsubscribe() // idempotent
 	h.close()
-	if _, _, ok := h.subscribe(""); ok {
-		t.Fatal("subscribe after close")
+	if _, _, err := h.subscribe("", "user:a"); !errors.Is(err, errHubClosed) {
+		t.Fatalf("subscribe after close: %v", err)
+	}
+}
+
+// TestHubCapsStreams checks the per-principal and per-server caps and that leaving frees a place.
+func TestHubCapsStreams(t *testing.T) {
+	h := newTopologyHub(func(context.Context, string) ([]api.CollectorTopology, error) { return nil, nil },
+		func(error) {}, func() {}, 3, 2)
+	_, leaveA1, err := h.subscribe("", "user:a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.subscribe("", "user:a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.subscribe("", "user:a"); !errors.Is(err, errPrincipalStreams) {
+		t.Fatalf("third stream of a: %v", err)
+	}
+	if _, _, err := h.subscribe("", "user:b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.subscribe("", "user:c"); !errors.Is(err, errTooManyStreams) {
+		t.Fatalf("fourth stream on the server: %v", err)
+	}
+	leaveA1()
+	if _, _, err := h.subscribe("", "user:c"); err != nil {
+		t.Fatalf("after one left: %v", err)
 	}
 }
 
@@ -185,5 +218,35 @@ func TestAtLeast(t *testing.T) {
 		if got := atLeast(tc.role, tc.min); got != tc.want {
 			t.Errorf("atLeast(%q, %q) = %v", tc.role, tc.min, got)
 		}
+	}
+}
+
+// TestPushGate: pushes per collector, one collector's share of the memory budget, the budget for
+// all, and everything given back on leave.
+func TestPushGate(t *testing.T) {
+	g := newPushGate(2, 60, 100, prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"}))
+	a1, e := g.enter("a")
+	if e != nil {
+		t.Fatal(e)
+	}
+	a2, _ := g.enter("a")
+	if _, e := g.enter("a"); e == nil || e.status != http.StatusTooManyRequests {
+		t.Fatalf("third push of a: %v", e)
+	}
+	if !a1.charge(40) || a2.charge(30) {
+		t.Fatal("a's share is 60")
+	}
+	b, _ := g.enter("b")
+	if !b.charge(60) || b.charge(1) {
+		t.Fatal("the budget is 100 with 40 taken")
+	}
+	a1.leave()
+	if !b.charge(0) || g.used != 60 {
+		t.Fatalf("used %d after a1 left", g.used)
+	}
+	a2.leave()
+	b.leave()
+	if g.used != 0 || len(g.active) != 0 {
+		t.Fatalf("left behind: used %d, active %v", g.used, g.active)
 	}
 }

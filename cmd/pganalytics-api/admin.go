@@ -20,6 +20,7 @@ import (
 	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/server"
 	"github.com/pganalytics/pganalytics/server/auth"
+	"github.com/pganalytics/pganalytics/server/config"
 	"github.com/pganalytics/pganalytics/server/store"
 )
 
@@ -85,12 +86,9 @@ func newUserCmd(configPath *string, e env) *cobra.Command {
 			"prompted for twice without echo when stdin is a terminal.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(*configPath, e)
+			cfg, err := databaseConfig(*configPath, e)
 			if err != nil {
 				return err
-			}
-			if err := cfg.ValidateDatabase(); err != nil {
-				return exitcode.With(exitcode.Usage, err)
 			}
 			if err := server.ValidateNewUser(args[0], role); err != nil {
 				return exitcode.With(exitcode.Usage, err)
@@ -106,8 +104,60 @@ func newUserCmd(configPath *string, e env) *cobra.Command {
 		},
 	}
 	add.Flags().StringVar(&role, "role", "", "admin, operator or viewer (required)")
-	user.AddCommand(add)
+	unlock := &cobra.Command{
+		Use:   "unlock NAME",
+		Short: "Lift every login lock of a user (its own, and its own from any address)",
+		Long: "Lift the locks that failed logins put on a user: the account's own lock and its locks from\n" +
+			"particular addresses. Locks on addresses (a stranger guessing many names) stay until they\n" +
+			"expire. The unlock is written to the audit log.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := databaseConfig(*configPath, e)
+			if err != nil {
+				return err
+			}
+			return unlockUser(cmd.Context(), cfg.Database.URL, cfg.Database.ConnectTimeout.D(), args[0], e)
+		},
+	}
+	user.AddCommand(add, unlock)
 	return user
+}
+
+func unlockUser(ctx context.Context, databaseURL string, connectTimeout time.Duration, name string, e env) error {
+	st, err := store.Open(ctx, databaseURL, store.Options{MaxConns: 2, ConnectTimeout: connectTimeout})
+	if err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	defer st.Close()
+	n, err := st.UnlockUser(ctx, name, time.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		return exitcode.With(exitcode.Usage, fmt.Errorf("no user %q", name))
+	}
+	if err != nil {
+		return err
+	}
+	detail, err := json.Marshal(map[string]int{"locks_lifted": n})
+	if err != nil {
+		return err
+	}
+	if err := st.Audit(ctx, api.AuditEntry{Actor: "cli", Action: "user_unlocked", Target: "user:" + name,
+		Success: true, Detail: detail}); err != nil {
+		return fmt.Errorf("user unlocked but the audit entry failed: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "unlocked user %s (%d locks lifted)\n", name, n)
+	return nil
+}
+
+// databaseConfig loads the configuration of a command that only talks to the database.
+func databaseConfig(path string, e env) (*config.Config, error) {
+	cfg, err := loadConfig(path, e)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.ValidateDatabase(); err != nil {
+		return nil, exitcode.With(exitcode.Usage, err)
+	}
+	return cfg, nil
 }
 
 func addUser(ctx context.Context, databaseURL string, connectTimeout time.Duration, name, role, password string, e env) error {

@@ -152,6 +152,27 @@ func TestMigrateAndUserAdd(t *testing.T) {
 		t.Fatalf("stored hash %q does not verify: %v", u.PasswordHash, err)
 	}
 
+	t.Run("unlock", func(t *testing.T) {
+		p := store.ThrottlePolicy{PerAccountAddress: 1, PerAddress: 10, PerAccount: 10, Window: time.Hour}
+		if _, err := st.RecordLoginFailure(ctx, "alice", "203.0.113.9", p, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		r := runCmd(t, ctx, vars, "", "user", "unlock", "alice")
+		if r.code != exitcode.OK || r.stdout != "unlocked user alice (1 locks lifted)\n" {
+			t.Fatalf("unlock: %+v", r)
+		}
+		if l, err := st.LoginLocks(ctx, "alice", "203.0.113.9", time.Now()); err != nil || !l.AccountAddress.IsZero() {
+			t.Fatalf("still locked: %+v %v", l, err)
+		}
+		entries, err := st.ListAudit(ctx, store.AuditQuery{Action: "user_unlocked"})
+		if err != nil || len(entries) != 1 || entries[0].Target != "user:alice" || entries[0].Actor != "cli" {
+			t.Fatalf("audit %+v %v", entries, err)
+		}
+		if r := runCmd(t, ctx, vars, "", "user", "unlock", "nobody"); r.code != exitcode.Usage || !strings.Contains(r.stderr, `no user "nobody"`) {
+			t.Fatalf("unknown user: %+v", r)
+		}
+	})
+
 	for _, tc := range []struct {
 		name  string
 		stdin string

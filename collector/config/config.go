@@ -17,6 +17,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/pganalytics/pganalytics/internal/api"
 )
 
 // MaxFileBytes bounds the configuration file; a real one is a few kilobytes.
@@ -259,6 +261,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.Postgres) == 0 {
 		add("postgres: at least one [[postgres]] table is required")
+	}
+	if len(c.Postgres) > api.MaxSnapshotInstances {
+		add("postgres: %d instances, at most %d per collector (run another collector for the rest)", len(c.Postgres), api.MaxSnapshotInstances)
 	}
 	seen := map[string]bool{}
 	for i := range c.Postgres {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,6 +100,14 @@ user = "pganalytics"
 	}
 }
 
+func manyInstances(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "[[postgres]]\nname = \"db%d\"\nhost = \"h\"\n", i)
+	}
+	return b.String()
+}
+
 func TestParseErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -128,6 +137,7 @@ func TestParseErrors(t *testing.T) {
 		{"half a client cert", "[api]\nurl = \"https://x\"\ncert_file = \"/c.pem\"\n[[postgres]]\nname = \"a\"\nhost = \"h\"\n", []string{"api.cert_file and api.key_file"}},
 		{"duplicate table", minimal + "[api]\n", []string{"c.toml:7:2", "already exists"}},
 		{"log level", minimal + "[collector]\nlog_level = \"loud\"\n", []string{"log_level"}},
+		{"more instances than a snapshot holds", "[api]\nurl = \"http://x\"\n" + manyInstances(257), []string{"257 instances, at most 256 per collector"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -35,7 +36,20 @@ func Build(at time.Time, states []*pgmetrics.State) api.Snapshot {
 	for _, g := range groups {
 		snap.Clusters = append(snap.Clusters, buildCluster(g))
 	}
+	keepWithinBounds(&snap)
 	return snap
+}
+
+// keepWithinBounds cuts lists longer than the API takes (api.MaxSnapshot*): the snapshot is the
+// live view, and every standby, slot and subscription is in the metrics whatever it shows.
+// collector.toml cannot name more instances than a snapshot holds.
+func keepWithinBounds(snap *api.Snapshot) {
+	for i := range snap.Clusters {
+		c := &snap.Clusters[i]
+		c.Standbys = c.Standbys[:min(len(c.Standbys), api.MaxSnapshotStandbys)]
+		c.Slots = c.Slots[:min(len(c.Slots), api.MaxSnapshotSlots)]
+		c.Subscriptions = c.Subscriptions[:min(len(c.Subscriptions), api.MaxSnapshotSubscriptions)]
+	}
 }
 
 func buildCluster(members []*pgmetrics.State) api.Cluster {
@@ -94,7 +108,7 @@ func instance(st *pgmetrics.State) api.Instance {
 	in := api.Instance{Name: st.Name, Address: st.Address, Up: st.Up, Role: pgmetrics.RoleUnknown}
 	if !st.Up {
 		if st.Err != nil {
-			in.Error = st.Err.Error()
+			in.Error = clip(st.Err.Error(), api.MaxInstanceErrorBytes)
 		}
 		return in
 	}
@@ -103,7 +117,7 @@ func instance(st *pgmetrics.State) api.Instance {
 	in.Timeline = st.Info.Timeline
 	in.WALLSN = st.Info.WALLSN
 	if len(st.Failures) > 0 {
-		in.Error = st.Failures[0].Error()
+		in.Error = clip(st.Failures[0].Error(), api.MaxInstanceErrorBytes)
 	}
 	if !st.Info.InRecovery {
 		return in
@@ -283,4 +297,15 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// clip cuts s to at most n bytes on a rune boundary (the API refuses longer snapshot fields).
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

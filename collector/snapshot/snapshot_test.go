@@ -2,11 +2,15 @@ package snapshot
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pganalytics/pganalytics/collector/pgmetrics"
+	"github.com/pganalytics/pganalytics/internal/api"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -153,5 +157,25 @@ func TestBuildReplayDelayUnknownIsNotZero(t *testing.T) {
 				t.Errorf("replay delay = %v, want %v", got, tt.delay)
 			}
 		})
+	}
+}
+
+// TestBuildKeepsWithinTheAPIBounds: a snapshot the API would refuse would hold the metrics back
+// with it, so the collector cuts what is over the bounds: a long error on a rune boundary, lists
+// at their maxima.
+func TestBuildKeepsWithinTheAPIBounds(t *testing.T) {
+	p := primaryState("db1", "1")
+	for i := range api.MaxSnapshotSlots + 10 {
+		p.Slots = append(p.Slots, pgmetrics.Slot{Name: fmt.Sprintf("s%d", i), Type: "physical"})
+	}
+	down := &pgmetrics.State{Name: "db2", Err: errors.New(strings.Repeat("é", api.MaxInstanceErrorBytes)),
+		Info: pgmetrics.ServerInfo{SystemIdentifier: "2"}}
+	sn := Build(time.Now(), []*pgmetrics.State{p, down})
+	if n := len(sn.Clusters[0].Slots); n != api.MaxSnapshotSlots {
+		t.Errorf("%d slots", n)
+	}
+	e := sn.Clusters[1].Instances[0].Error
+	if len(e) > api.MaxInstanceErrorBytes || len(e) < api.MaxInstanceErrorBytes-1 || !utf8.ValidString(e) {
+		t.Errorf("error of %d bytes (valid UTF-8: %v)", len(e), utf8.ValidString(e))
 	}
 }

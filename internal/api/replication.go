@@ -111,3 +111,23 @@ type CollectorTopology struct {
 type ReplicationResponse struct {
 	Collectors []CollectorTopology `json:"collectors"`
 }
+
+// Snapshot bounds. The server refuses a push whose snapshot breaks one (400 naming the field), so a
+// collector keeps within them: names are PostgreSQL identifiers (NAMEDATALEN-1 bytes), the rest is
+// sized from what PostgreSQL reports, and the counts from what one collector can watch.
+const (
+	MaxSnapshotBytes          = 2 << 20 // the snapshot's JSON as pushed
+	MaxSnapshotClusters       = 256
+	MaxSnapshotInstances      = 256 // over all clusters
+	MaxSnapshotStandbys       = 256 // per cluster
+	MaxSnapshotSlots          = 512 // per cluster
+	MaxSnapshotSubscriptions  = 512 // per cluster
+	MaxIdentifierBytes        = 63  // application, slot, plugin, database and subscription names
+	MaxSystemIdentifierDigits = 20  // a uint64 in decimal
+	MaxInstanceNameBytes      = 63  // collector.toml [[postgres]] name
+	MaxHostBytes              = 255 // a DNS name, an IP address or a socket directory
+	MaxAddressBytes           = MaxHostBytes + 6
+	MaxLSNBytes               = 17 // XXXXXXXX/XXXXXXXX
+	MaxStateBytes             = 32 // role, walsender/receiver states, sync state, slot type and wal_status
+	MaxInstanceErrorBytes     = 1024
+)

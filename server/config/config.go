@@ -43,6 +43,7 @@ type Config struct {
 
 	Database Database `toml:"database"`
 	TLS      TLS      `toml:"tls"`
+	Metrics  Metrics  `toml:"metrics"`
 	Auth     Auth     `toml:"auth"`
 	Limits   Limits   `toml:"limits"`
 
@@ -66,13 +67,24 @@ type TLS struct {
 	KeyFile  string `toml:"key_file"`
 }
 
+// Metrics configures who may read the server's Prometheus metrics (/metrics): with a bearer token
+// set, only a scrape that presents it; with a listen address set, /metrics is served there alone
+// (plain HTTP, e.g. on a monitoring network) and not on the API's address. Both may be set.
+type Metrics struct {
+	ListenAddr      string `toml:"listen_addr"`
+	BearerToken     string `toml:"bearer_token"`
+	BearerTokenFile string `toml:"bearer_token_file"`
+}
+
 // Auth configures token lifetimes and the login lock-out.
 type Auth struct {
-	AccessTokenTTL    Duration `toml:"access_token_ttl"`
-	RefreshTokenTTL   Duration `toml:"refresh_token_ttl"`
-	CollectorTokenTTL Duration `toml:"collector_token_ttl"`
-	LoginMaxFailures  int      `toml:"login_max_failures"`
-	LoginLockout      Duration `toml:"login_lockout"`
+	AccessTokenTTL             Duration `toml:"access_token_ttl"`
+	RefreshTokenTTL            Duration `toml:"refresh_token_ttl"`
+	CollectorTokenTTL          Duration `toml:"collector_token_ttl"`
+	LoginMaxFailures           int      `toml:"login_max_failures"` // per (account, address)
+	LoginMaxFailuresPerAddress int      `toml:"login_max_failures_per_address"`
+	LoginMaxFailuresPerAccount int      `toml:"login_max_failures_per_account"`
+	LoginLockout               Duration `toml:"login_lockout"`
 }
 
 // Limits caps request sizes and the server's bookkeeping.
@@ -81,6 +93,11 @@ type Limits struct {
 	PushMaxDecompressedBytes int64    `toml:"push_max_decompressed_bytes"`
 	PushMaxSamples           int      `toml:"push_max_samples"`
 	BodyMaxBytes             int64    `toml:"body_max_bytes"`
+	PushDecodeTimeout        Duration `toml:"push_decode_timeout"`
+	PushMemoryBytes          int64    `toml:"push_memory_bytes"`
+	PushPerCollector         int      `toml:"push_per_collector"`
+	StreamsPerPrincipal      int      `toml:"streams_per_principal"`
+	StreamsMax               int      `toml:"streams_max"`
 	RateLimitBuckets         int      `toml:"rate_limit_buckets"`
 	ShutdownTimeout          Duration `toml:"shutdown_timeout"`
 }
@@ -118,16 +135,23 @@ func Default() Config {
 			AutoMigrate:    true,
 		},
 		Auth: Auth{
-			AccessTokenTTL:    Duration(15 * time.Minute),
-			RefreshTokenTTL:   Duration(7 * 24 * time.Hour),
-			CollectorTokenTTL: Duration(365 * 24 * time.Hour),
-			LoginMaxFailures:  5,
-			LoginLockout:      Duration(15 * time.Minute),
+			AccessTokenTTL:             Duration(15 * time.Minute),
+			RefreshTokenTTL:            Duration(7 * 24 * time.Hour),
+			CollectorTokenTTL:          Duration(365 * 24 * time.Hour),
+			LoginMaxFailures:           5,
+			LoginMaxFailuresPerAddress: 20,
+			LoginMaxFailuresPerAccount: 100,
+			LoginLockout:               Duration(15 * time.Minute),
 		},
 		Limits: Limits{
 			PushMaxBytes:             8 << 20,
-			PushMaxDecompressedBytes: 64 << 20,
+			PushMaxDecompressedBytes: 32 << 20,
 			PushMaxSamples:           100_000,
+			PushDecodeTimeout:        Duration(30 * time.Second),
+			PushMemoryBytes:          64 << 20,
+			PushPerCollector:         2,
+			StreamsPerPrincipal:      8,
+			StreamsMax:               1000,
 			BodyMaxBytes:             64 << 10,
 			RateLimitBuckets:         100_000,
 			ShutdownTimeout:          Duration(30 * time.Second),
@@ -188,13 +212,16 @@ func decodeTOML(path string, raw []byte, cfg *Config) error {
 // applyEnv overrides the file with the documented environment variables; an empty variable is unset.
 func (c *Config) applyEnv(getenv func(string) string) error {
 	str := map[string]*string{
-		"DATABASE_URL":        &c.Database.URL,
-		"JWT_SECRET_KEY":      &c.JWTSecretKey,
-		"REGISTRATION_SECRET": &c.RegistrationSecret,
-		"LISTEN_ADDR":         &c.ListenAddr,
-		"ENVIRONMENT":         &c.Environment,
-		"TLS_CERT_FILE":       &c.TLS.CertFile,
-		"TLS_KEY_FILE":        &c.TLS.KeyFile,
+		"DATABASE_URL":              &c.Database.URL,
+		"JWT_SECRET_KEY":            &c.JWTSecretKey,
+		"REGISTRATION_SECRET":       &c.RegistrationSecret,
+		"LISTEN_ADDR":               &c.ListenAddr,
+		"ENVIRONMENT":               &c.Environment,
+		"TLS_CERT_FILE":             &c.TLS.CertFile,
+		"TLS_KEY_FILE":              &c.TLS.KeyFile,
+		"METRICS_LISTEN_ADDR":       &c.Metrics.ListenAddr,
+		"METRICS_BEARER_TOKEN":      &c.Metrics.BearerToken,
+		"METRICS_BEARER_TOKEN_FILE": &c.Metrics.BearerTokenFile,
 	}
 	for name, dst := range str {
 		if v := getenv(name); v != "" {
@@ -244,6 +271,27 @@ func (c *Config) check() error {
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return fmt.Errorf("listen_addr %q: want host:port (e.g. :8080 or 127.0.0.1:8080)", c.ListenAddr)
 	}
+	if a := c.Metrics.ListenAddr; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("metrics.listen_addr %q: want host:port (e.g. 127.0.0.1:9187)", a)
+		}
+	}
+	if c.Metrics.BearerToken != "" && c.Metrics.BearerTokenFile != "" {
+		return errors.New("metrics.bearer_token and metrics.bearer_token_file are mutually exclusive")
+	}
+	if f := c.Metrics.BearerTokenFile; f != "" {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("metrics.bearer_token_file: %w", err)
+		}
+		c.Metrics.BearerToken, c.Metrics.BearerTokenFile = strings.TrimSpace(string(raw)), ""
+		if c.Metrics.BearerToken == "" {
+			return fmt.Errorf("metrics.bearer_token_file %s is empty", f)
+		}
+	}
+	if t := c.Metrics.BearerToken; t != "" && len(t) < 16 {
+		return fmt.Errorf("metrics.bearer_token is %d bytes: want at least 16 (generate one with: openssl rand -base64 32)", len(t))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -279,6 +327,7 @@ func (c *Config) check() error {
 		{"auth.collector_token_ttl", c.Auth.CollectorTokenTTL},
 		{"auth.login_lockout", c.Auth.LoginLockout},
 		{"limits.shutdown_timeout", c.Limits.ShutdownTimeout},
+		{"limits.push_decode_timeout", c.Limits.PushDecodeTimeout},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
@@ -291,6 +340,10 @@ func (c *Config) check() error {
 	if c.Auth.LoginMaxFailures < 1 {
 		return fmt.Errorf("auth.login_max_failures %d: want at least 1", c.Auth.LoginMaxFailures)
 	}
+	if a := c.Auth; a.LoginMaxFailuresPerAddress < a.LoginMaxFailures || a.LoginMaxFailuresPerAccount < a.LoginMaxFailures {
+		return fmt.Errorf("auth.login_max_failures_per_address %d and auth.login_max_failures_per_account %d: want each at least login_max_failures (%d)",
+			a.LoginMaxFailuresPerAddress, a.LoginMaxFailuresPerAccount, a.LoginMaxFailures)
+	}
 	l := c.Limits
 	switch {
 	case l.PushMaxBytes < 1<<10:
@@ -299,6 +352,12 @@ func (c *Config) check() error {
 		return fmt.Errorf("limits.push_max_decompressed_bytes %d: want at least push_max_bytes (%d)", l.PushMaxDecompressedBytes, l.PushMaxBytes)
 	case l.PushMaxSamples < 1:
 		return fmt.Errorf("limits.push_max_samples %d: want at least 1", l.PushMaxSamples)
+	case l.PushMemoryBytes < l.PushMaxDecompressedBytes:
+		return fmt.Errorf("limits.push_memory_bytes %d: want at least push_max_decompressed_bytes (%d), or the largest push could never be taken", l.PushMemoryBytes, l.PushMaxDecompressedBytes)
+	case l.PushPerCollector < 1:
+		return fmt.Errorf("limits.push_per_collector %d: want at least 1", l.PushPerCollector)
+	case l.StreamsPerPrincipal < 1 || l.StreamsMax < l.StreamsPerPrincipal:
+		return fmt.Errorf("limits.streams_per_principal %d, limits.streams_max %d: want 1 <= streams_per_principal <= streams_max", l.StreamsPerPrincipal, l.StreamsMax)
 	case l.BodyMaxBytes < 1<<10:
 		return fmt.Errorf("limits.body_max_bytes %d: want at least 1024", l.BodyMaxBytes)
 	case l.RateLimitBuckets < 100:

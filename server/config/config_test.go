@@ -78,8 +78,12 @@ func TestLoadDefaultsWithoutFile(t *testing.T) {
 	if cfg.Environment != Production || cfg.ListenAddr != ":8080" || cfg.RateLimitPerMinute != 100 {
 		t.Fatalf("defaults: %+v", cfg)
 	}
-	if cfg.Limits.PushMaxBytes != 8<<20 || cfg.Limits.PushMaxDecompressedBytes != 64<<20 || cfg.Limits.BodyMaxBytes != 64<<10 {
+	if l := cfg.Limits; l.PushMaxBytes != 8<<20 || l.PushMaxDecompressedBytes != 32<<20 || l.BodyMaxBytes != 64<<10 ||
+		l.PushMemoryBytes != 64<<20 || l.PushPerCollector != 2 || l.StreamsPerPrincipal != 8 || l.StreamsMax != 1000 {
 		t.Fatalf("limit defaults: %+v", cfg.Limits)
+	}
+	if a := cfg.Auth; a.LoginMaxFailures != 5 || a.LoginMaxFailuresPerAddress != 20 || a.LoginMaxFailuresPerAccount != 100 {
+		t.Fatalf("auth defaults: %+v", a)
 	}
 }
 

@@ -21,6 +21,7 @@ const (
 	requestStatsKeep   = 7 * day
 	statusHistoryKeep  = day
 	expiredTokensGrace = day
+	loginFailuresKeep  = day // a counter whose window began longer ago has started again anyway
 )
 
 // utcDay is the UTC midnight starting t's day.
@@ -96,7 +97,7 @@ func (s *Store) Maintain(ctx context.Context, now time.Time) error {
 			return fmt.Errorf("trim old rows: %w", err)
 		}
 	}
-	return nil
+	return s.trimLoginFailures(ctx, now.Add(-loginFailuresKeep))
 }
 
 // retentionCutoff is the oldest sample time kept at now. A partition is dropped once its day ends

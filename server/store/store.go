@@ -26,6 +26,7 @@ var (
 	ErrConflict    = errors.New("already exists")
 	ErrTokenReused = errors.New("refresh token reused") // rotation of an already-rotated/revoked token
 	ErrInvalid     = errors.New("invalid input")        // a value the schema cannot hold (empty name, unknown role, …)
+	ErrLastAdmin   = errors.New("the last admin")       // deleting it would leave nobody to administer
 )
 
 // Defaults applied by Open to zero Options fields.
@@ -157,6 +158,29 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // parseID parses a UUID in its canonical 8-4-4-4-12 form. Anything else is reported as not found so
 // that a malformed id in a URL is a 404, never a database error.
+// IsClientError reports whether PostgreSQL refused err's statement for the data it was given
+// (SQLSTATE classes 22 data exception, 23 integrity, 54 program limit): the client's input, which
+// a better check before the store should have caught, not a failing database.
+func IsClientError(err error) bool {
+	code := pgCode(err)
+	return len(code) == 5 && (code[:2] == "22" || code[:2] == "23" || code[:2] == "54")
+}
+
+// CanonicalID spells an id the one way the store does (lowercase, hyphenated), so that two
+// spellings of one id compare equal; false when s is no id.
+func CanonicalID(s string) (string, bool) {
+	id, err := parseID(s)
+	if err != nil {
+		return "", false
+	}
+	v, err := id.Value()
+	if err != nil {
+		return "", false
+	}
+	str, ok := v.(string)
+	return str, ok
+}
+
 func parseID(s string) (pgtype.UUID, error) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return pgtype.UUID{}, ErrNotFound

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pganalytics/pganalytics/internal/api"
 )
@@ -16,8 +15,6 @@ import (
 type UserRecord struct {
 	api.User
 	PasswordHash string
-	FailedLogins int
-	LockedUntil  time.Time // zero when not locked
 }
 
 // RefreshToken is one refresh token of a login's chain (family). Only its id (the JWT jti) is stored.
@@ -53,22 +50,14 @@ func (s *Store) CreateUser(ctx context.Context, username, passwordHash, role str
 	return u, nil
 }
 
-// UserByUsername returns the user with its password hash and lock-out state. ErrNotFound.
+// UserByUsername returns the user with its password hash. ErrNotFound.
 func (s *Store) UserByUsername(ctx context.Context, username string) (UserRecord, error) {
-	var (
-		r      UserRecord
-		locked pgtype.Timestamptz
-	)
+	var r UserRecord
 	err := s.pool.QueryRow(ctx,
-		`SELECT id::text, username, role, created_at, password_hash, failed_logins,
-		        CASE WHEN locked_until > now() THEN locked_until END
-		   FROM users WHERE username = $1`, username).
-		Scan(&r.ID, &r.Username, &r.Role, &r.CreatedAt, &r.PasswordHash, &r.FailedLogins, &locked)
+		`SELECT id::text, username, role, created_at, password_hash FROM users WHERE username = $1`, username).
+		Scan(&r.ID, &r.Username, &r.Role, &r.CreatedAt, &r.PasswordHash)
 	if err != nil {
 		return UserRecord{}, notFound(err, "select user")
-	}
-	if locked.Valid {
-		r.LockedUntil = locked.Time
 	}
 	return r, nil
 }
@@ -107,67 +96,40 @@ func (s *Store) ListUsers(ctx context.Context) ([]api.User, error) {
 }
 
 // DeleteUser removes a user; its refresh tokens go with it (ON DELETE CASCADE), so none of them can
-// be rotated any more. ErrNotFound.
+// be rotated any more. ErrNotFound; ErrLastAdmin when it is the only admin left (checked and done
+// under a lock on the admins, so two deletions at once cannot remove the last two).
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	uid, err := parseID(id)
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE id = $1`, uid)
-	if err != nil {
-		return fmt.Errorf("delete user: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
-
-// RecordLoginFailure increments the counter; when it reaches lockAfter it sets locked_until=now+lockFor
-// and resets the counter. Returns the (possibly zero) locked-until. lockAfter < 1 disables lock-out.
-// ErrNotFound.
-func (s *Store) RecordLoginFailure(ctx context.Context, userID string, lockAfter int, lockFor time.Duration) (time.Time, error) {
-	uid, err := parseID(userID)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if lockAfter < 1 {
-		lockAfter = 0
-	}
-	var locked pgtype.Timestamptz
-	// One statement so that concurrent failures cannot lose an increment.
-	err = s.pool.QueryRow(ctx, `
-		UPDATE users SET
-		       failed_logins = CASE WHEN $2 > 0 AND failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
-		       locked_until  = CASE WHEN $2 > 0 AND failed_logins + 1 >= $2
-		                            THEN now() + $3::bigint * interval '1 microsecond'
-		                            ELSE locked_until END
-		 WHERE id = $1
-		RETURNING CASE WHEN locked_until > now() THEN locked_until END`,
-		uid, lockAfter, lockFor.Microseconds()).Scan(&locked)
-	if err != nil {
-		return time.Time{}, notFound(err, "record login failure")
-	}
-	if !locked.Valid {
-		return time.Time{}, nil
-	}
-	return locked.Time, nil
-}
-
-// ResetLoginFailures clears the failure counter and any lock (after a successful login). ErrNotFound.
-func (s *Store) ResetLoginFailures(ctx context.Context, userID string) error {
-	uid, err := parseID(userID)
-	if err != nil {
-		return err
-	}
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1`, uid)
-	if err != nil {
-		return fmt.Errorf("reset login failures: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var role string
+		if err := tx.QueryRow(ctx, `SELECT role FROM users WHERE id = $1 FOR UPDATE`, uid).Scan(&role); err != nil {
+			return notFound(err, "select user")
+		}
+		if role == api.RoleAdmin {
+			rows, err := tx.Query(ctx, `SELECT id FROM users WHERE role = 'admin' FOR UPDATE`)
+			if err != nil {
+				return fmt.Errorf("lock admins: %w", err)
+			}
+			admins := 0
+			for rows.Next() {
+				admins++
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("lock admins: %w", err)
+			}
+			if admins <= 1 {
+				return ErrLastAdmin
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, uid); err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		return nil
+	})
 }
 
 // CreateRefreshToken stores a new token (the first of a family at login). ErrConflict on a duplicate

@@ -1,6 +1,9 @@
 package store_test
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -43,7 +46,7 @@ func TestUsers(t *testing.T) {
 
 	t.Run("lookup", func(t *testing.T) {
 		rec, err := s.UserByUsername(ctx, "alice")
-		if err != nil || rec.User != alice || rec.PasswordHash != "$argon2id$hash" || rec.FailedLogins != 0 || !rec.LockedUntil.IsZero() {
+		if err != nil || rec.User != alice || rec.PasswordHash != "$argon2id$hash" {
 			t.Fatalf("UserByUsername = %+v, %v", rec, err)
 		}
 		_, err = s.UserByUsername(ctx, "nobody")
@@ -96,68 +99,118 @@ func TestUsers(t *testing.T) {
 	})
 }
 
-func TestLoginLockout(t *testing.T) {
+// TestLoginThrottle counts failures per (account, address), address and account, locks each
+// scope at its limit, starts a counter again after the window, clears what a success and an
+// unlock clear, and remembers the addresses an account logged in from.
+func TestLoginThrottle(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := ctxT(t)
-	u, err := s.CreateUser(ctx, "mallory-target", "h", api.RoleViewer)
+	u, err := s.CreateUser(ctx, "target", "h", api.RoleAdmin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const lockAfter, lockFor = 3, 15 * time.Minute
-
-	for i := 1; i < lockAfter; i++ {
-		until, err := s.RecordLoginFailure(ctx, u.ID, lockAfter, lockFor)
-		if err != nil || !until.IsZero() {
-			t.Fatalf("failure %d: locked until %v, %v", i, until, err)
-		}
-	}
-	rec, _ := s.UserByUsername(ctx, u.Username)
-	if rec.FailedLogins != lockAfter-1 || !rec.LockedUntil.IsZero() {
-		t.Fatalf("after %d failures: %+v", lockAfter-1, rec)
-	}
-
-	before := time.Now()
-	until, err := s.RecordLoginFailure(ctx, u.ID, lockAfter, lockFor)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if until.Before(before.Add(lockFor-time.Minute)) || until.After(before.Add(lockFor+time.Minute)) {
-		t.Fatalf("locked until %v, want about %v", until, before.Add(lockFor))
-	}
-	rec, _ = s.UserByUsername(ctx, u.Username)
-	if rec.FailedLogins != 0 || !rec.LockedUntil.Equal(until) {
-		t.Fatalf("after lock-out: %+v (counter reset, locked until %v)", rec, until)
-	}
-
-	wantErr(t, s.ResetLoginFailures(ctx, u.ID), nil)
-	rec, _ = s.UserByUsername(ctx, u.Username)
-	if rec.FailedLogins != 0 || !rec.LockedUntil.IsZero() {
-		t.Fatalf("after reset: %+v", rec)
-	}
-
-	t.Run("lock-out disabled", func(t *testing.T) {
-		for range 5 {
-			if until, err := s.RecordLoginFailure(ctx, u.ID, 0, lockFor); err != nil || !until.IsZero() {
-				t.Fatalf("lockAfter 0 locked until %v, %v", until, err)
-			}
-		}
-		wantErr(t, s.ResetLoginFailures(ctx, u.ID), nil)
-	})
-
-	t.Run("an expired lock is no lock", func(t *testing.T) {
-		if _, err := s.RecordLoginFailure(ctx, u.ID, 1, -time.Second); err != nil {
+	p := store.ThrottlePolicy{PerAccountAddress: 3, PerAddress: 5, PerAccount: 8, Window: 15 * time.Minute}
+	now := time.Now()
+	fail := func(user, ip string) []string {
+		t.Helper()
+		locked, err := s.RecordLoginFailure(ctx, user, ip, p, now)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if rec, _ := s.UserByUsername(ctx, u.Username); !rec.LockedUntil.IsZero() {
-			t.Fatalf("expired lock reported: %v", rec.LockedUntil)
+		return locked
+	}
+	locks := func(user, ip string) store.LoginLocks {
+		t.Helper()
+		l, err := s.LoginLocks(ctx, user, ip, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	fail("target", "192.0.2.1")
+	fail("target", "192.0.2.1")
+	if got := fail("target", "192.0.2.1"); !slices.Equal(got, []string{store.ScopeAccountAddress}) {
+		t.Fatalf("third failure locked %v", got)
+	}
+	if l := locks("target", "192.0.2.1"); l.AccountAddress.IsZero() || !l.Address.IsZero() || !l.Account.IsZero() {
+		t.Fatalf("locks %+v", l)
+	}
+	if l := locks("target", "192.0.2.2"); !l.AccountAddress.IsZero() || !l.Address.IsZero() || !l.Account.IsZero() {
+		t.Fatalf("another address is locked too: %+v", l)
+	}
+	fail("someone-else", "192.0.2.1")
+	if got := fail("third", "192.0.2.1"); !slices.Equal(got, []string{store.ScopeAddress}) {
+		t.Fatalf("fifth failure from the address locked %v", got)
+	}
+	if l := locks("anyone", "192.0.2.1"); l.Address.IsZero() {
+		t.Fatalf("address not locked: %+v", l)
+	}
+
+	// The account from many addresses: the last resort, which a known address still passes.
+	if err := s.RecordLoginSuccess(ctx, u.ID, "target", "198.51.100.7", now); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 7 { // the success cleared the account's count
+		fail("target", fmt.Sprintf("203.0.113.%d", i))
+	}
+	if got := fail("target", "203.0.113.99"); !slices.Equal(got, []string{store.ScopeAccount}) {
+		t.Fatalf("eighth failure of the account locked %v", got)
+	}
+	if l := locks("target", "198.51.100.7"); l.Account.IsZero() || !l.KnownAddress {
+		t.Fatalf("known address: %+v", l)
+	}
+	if l := locks("target", "203.0.113.50"); l.Account.IsZero() || l.KnownAddress {
+		t.Fatalf("unknown address: %+v", l)
+	}
+
+	t.Run("the window starts again", func(t *testing.T) {
+		later := now.Add(p.Window + time.Second)
+		locked, err := s.RecordLoginFailure(ctx, "fresh", "192.0.2.200", p, later)
+		if err != nil || len(locked) != 0 {
+			t.Fatal(locked, err)
+		}
+		for range 2 {
+			if _, err := s.RecordLoginFailure(ctx, "fresh", "192.0.2.200", p, later.Add(p.Window+time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if l, _ := s.LoginLocks(ctx, "fresh", "192.0.2.200", later.Add(p.Window+time.Second)); !l.AccountAddress.IsZero() {
+			t.Fatalf("counted across windows: %+v", l)
 		}
 	})
 
-	for _, id := range []string{unknownID, "bogus"} {
-		_, err := s.RecordLoginFailure(ctx, id, lockAfter, lockFor)
+	t.Run("unlock", func(t *testing.T) {
+		n, err := s.UnlockUser(ctx, "target", now)
+		if err != nil || n != 2 {
+			t.Fatalf("unlocked %d, %v; want the account and its (account, address) lock", n, err)
+		}
+		if l := locks("target", "192.0.2.2"); !l.Account.IsZero() || !l.AccountAddress.IsZero() {
+			t.Fatalf("after unlock: %+v", l)
+		}
+		if l := locks("anyone", "192.0.2.1"); l.Address.IsZero() {
+			t.Fatal("unlocking an account lifted an address lock")
+		}
+		_, err = s.UnlockUser(ctx, "nobody", now)
 		wantErr(t, err, store.ErrNotFound)
-		wantErr(t, s.ResetLoginFailures(ctx, id), store.ErrNotFound)
-	}
+	})
+
+	t.Run("success clears the account", func(t *testing.T) {
+		fail("target", "192.0.2.9")
+		if err := s.RecordLoginSuccess(ctx, u.ID, "target", "192.0.2.9", now); err != nil {
+			t.Fatal(err)
+		}
+		wantErr(t, s.RecordLoginSuccess(ctx, unknownID, "ghost", "192.0.2.9", now), store.ErrNotFound)
+	})
+
+	t.Run("trimmed by maintenance", func(t *testing.T) {
+		if err := s.Maintain(ctx, now.Add(48*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if l := locks("anyone", "192.0.2.1"); !l.Address.IsZero() {
+			t.Fatal("not trimmed")
+		}
+	})
 }
 
 func TestRefreshTokens(t *testing.T) {
@@ -246,4 +299,17 @@ func TestRefreshTokens(t *testing.T) {
 		wantErr(t, s.DeleteUser(ctx, v.ID), nil)
 		wantErr(t, s.RotateRefreshToken(ctx, "v1", store.RefreshToken{ID: "v2", ExpiresAt: exp}), store.ErrNotFound)
 	})
+}
+
+// TestIsClientError tells what PostgreSQL refused for the data it was given from a failing database.
+func TestIsClientError(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := ctxT(t)
+	err := s.Audit(ctx, api.AuditEntry{Actor: "anonymous", Action: "probe", Target: "nul\x00here"})
+	if err == nil || !store.IsClientError(err) {
+		t.Fatalf("NUL in text: %v (client error %v)", err, store.IsClientError(err))
+	}
+	if store.IsClientError(context.DeadlineExceeded) || store.IsClientError(store.ErrNotFound) {
+		t.Fatal("a non-database error counted as the client's")
+	}
 }
