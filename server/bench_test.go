@@ -80,6 +80,7 @@ func runBenchServer() int {
 		return fail(err)
 	}
 	defer st.Close()
+	ApplyMemoryLimit(cfg, os.Getenv) // as pganalytics-api serve does
 	srv, err := New(Options{Config: cfg, Store: st, Logger: log, Version: "bench"})
 	if err != nil {
 		return fail(err)

@@ -68,21 +68,25 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		refuse("throttled", map[string]any{"scope": scope, "locked_until": until.UTC()})
 		return
 	}
-	failed := func() {
+	// failed counts the failure, whatever the reason, so that every verified password costs the
+	// same work: the answer's timing must not tell a right password refused by a lock.
+	failed := func(reason string, detail map[string]any) {
 		locked, err := s.store.RecordLoginFailure(context.WithoutCancel(ctx), req.Username, ip, s.throttle, now)
 		if err != nil {
 			s.dbError(ctx, "record_login_failure", err)
 		}
-		var detail map[string]any
 		if len(locked) > 0 {
-			detail = map[string]any{"locked": locked, "locked_until": now.Add(s.throttle.Window).UTC()}
+			if detail == nil {
+				detail = map[string]any{}
+			}
+			detail["locked"], detail["locked_until"] = locked, now.Add(s.throttle.Window).UTC()
 		}
-		refuse("invalid_credentials", detail)
+		refuse(reason, detail)
 	}
 	u, err := s.store.UserByUsername(ctx, req.Username)
 	if errors.Is(err, store.ErrNotFound) {
 		s.hasher.VerifyDummy(ctx, req.Password)
-		failed()
+		failed("invalid_credentials", nil)
 		return
 	}
 	if err != nil {
@@ -97,11 +101,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("verify password", "user", u.Username, "err", err)
 	}
 	if !ok {
-		failed()
+		failed("invalid_credentials", nil)
 		return
 	}
 	if !locks.Account.IsZero() && !locks.KnownAddress {
-		refuse("locked", map[string]any{"scope": store.ScopeAccount, "locked_until": locks.Account.UTC()})
+		failed("locked", map[string]any{"scope": store.ScopeAccount, "locked_until": locks.Account.UTC()})
 		return
 	}
 	if err := s.store.RecordLoginSuccess(ctx, u.ID, u.Username, ip, now); err != nil {

@@ -123,6 +123,9 @@ func (s *Server) finish(r *http.Request, info *reqInfo, sw *statusWriter, d time
 	s.stats.observe(time.Now(), d, status, route != routeStream)
 	level := slog.LevelInfo
 	switch {
+	case status == http.StatusServiceUnavailable:
+		// A refusal the server chose (busy, shutting down, the database away: logged on its own).
+		level = slog.LevelWarn
 	case status >= 500:
 		level = slog.LevelError
 	case status < 400 && (route == routeHealth || route == routePrometheus),

@@ -5,6 +5,7 @@ import (
 	stdjson "encoding/json"
 	"io"
 	"math"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -281,4 +282,15 @@ type cutReader struct {
 
 func (c *cutReader) Read(p []byte) (int, error) {
 	return c.r.Read(p[:min(len(p), c.size)])
+}
+
+// TestDecodePushDeadline: a body still being read past its deadline is refused, 408.
+func TestDecodePushDeadline(t *testing.T) {
+	lim := fuzzLimits()
+	lim.deadline = time.Now().Add(-time.Second)
+	body := `{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1}]}`
+	_, err := decodePush(iotest.OneByteReader(strings.NewReader(body)), lim)
+	if err == nil || err.status != http.StatusRequestTimeout || err.code != codeRequestTimeout {
+		t.Fatalf("got %v", err)
+	}
 }

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -47,6 +49,21 @@ func LoadTLS(cfg *config.Config) (*tls.Config, error) {
 		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
 	}
 	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// ApplyMemoryLimit sets the Go runtime's soft memory limit to limits.memory_limit_bytes, so that
+// the garbage collector works harder before the heap outgrows it (pushes refused by the push
+// budget leave garbage behind them); a GOMEMLIMIT in the environment wins. It returns the limit in
+// force, -1 for none.
+func ApplyMemoryLimit(cfg *config.Config, getenv func(string) string) int64 {
+	if getenv("GOMEMLIMIT") != "" || cfg.Limits.MemoryLimitBytes == 0 {
+		if v := debug.SetMemoryLimit(-1); v != math.MaxInt64 {
+			return v
+		}
+		return -1
+	}
+	debug.SetMemoryLimit(cfg.Limits.MemoryLimitBytes)
+	return cfg.Limits.MemoryLimitBytes
 }
 
 // Server serves the API. Build it with New and serve it with Run.

@@ -67,6 +67,9 @@ func serve(ctx context.Context, configPath string, e env) error {
 			log.Info("applied migrations", "migrations", applied)
 		}
 	}
+	if limit := server.ApplyMemoryLimit(cfg, e.getenv); limit > 0 {
+		log.Info("go memory limit", "bytes", limit)
+	}
 	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, Version: version, TLS: tlsConfig})
 	if err != nil {
 		return exitcode.With(exitcode.Usage, err)

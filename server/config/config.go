@@ -98,6 +98,7 @@ type Limits struct {
 	PushPerCollector         int      `toml:"push_per_collector"`
 	StreamsPerPrincipal      int      `toml:"streams_per_principal"`
 	StreamsMax               int      `toml:"streams_max"`
+	MemoryLimitBytes         int64    `toml:"memory_limit_bytes"`
 	RateLimitBuckets         int      `toml:"rate_limit_buckets"`
 	ShutdownTimeout          Duration `toml:"shutdown_timeout"`
 }
@@ -152,6 +153,7 @@ func Default() Config {
 			PushPerCollector:         2,
 			StreamsPerPrincipal:      8,
 			StreamsMax:               1000,
+			MemoryLimitBytes:         256 << 20,
 			BodyMaxBytes:             64 << 10,
 			RateLimitBuckets:         100_000,
 			ShutdownTimeout:          Duration(30 * time.Second),
@@ -354,6 +356,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("limits.push_max_samples %d: want at least 1", l.PushMaxSamples)
 	case l.PushMemoryBytes < l.PushMaxDecompressedBytes:
 		return fmt.Errorf("limits.push_memory_bytes %d: want at least push_max_decompressed_bytes (%d), or the largest push could never be taken", l.PushMemoryBytes, l.PushMaxDecompressedBytes)
+	case l.MemoryLimitBytes != 0 && l.MemoryLimitBytes < 2*l.PushMemoryBytes:
+		return fmt.Errorf("limits.memory_limit_bytes %d: want 0 (Go's default) or at least twice push_memory_bytes (%d)", l.MemoryLimitBytes, l.PushMemoryBytes)
 	case l.PushPerCollector < 1:
 		return fmt.Errorf("limits.push_per_collector %d: want at least 1", l.PushPerCollector)
 	case l.StreamsPerPrincipal < 1 || l.StreamsMax < l.StreamsPerPrincipal:
