@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` and `make demo` need on a fresh Debian machine, saying what it does.
 # Needs: PostgreSQL server binaries (initdb, pg_ctl, postgres), psql/pg_dump, tmux (console e2e test),
-# promtool (alert rule tests).
+# promtool (alert rule tests), Alertmanager and amtool (alert delivery tests).
 set -euo pipefail
 
 need=()
@@ -11,6 +11,8 @@ fi
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool checks deploy/prometheus rules
+# alertmanager and amtool: the alert delivery tests and the deploy/alertmanager config check
+command -v amtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 id postgres >/dev/null 2>&1 || need+=(postgresql)
 
 if ((${#need[@]} == 0)); then

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/alerting"
 	"github.com/pganalytics/pganalytics/server/store"
 )
 
@@ -43,6 +44,9 @@ type Store interface {
 	ListenTopology(ctx context.Context, fn func(collectorID string)) error
 
 	RecordRequestStats(ctx context.Context, st store.RequestStats) error
-	Alerts(ctx context.Context, now time.Time) ([]api.Alert, error)
+	Observe(ctx context.Context, now time.Time) ([]alerting.Observation, error)
+	SaveAlerts(ctx context.Context, at time.Time, by string, alerts []alerting.Alert) error
+	LoadAlerts(ctx context.Context) (store.AlertsState, error)
+	RunAsLeader(ctx context.Context, lockID int64, retry time.Duration, fn func(ctx context.Context))
 	Maintain(ctx context.Context, now time.Time) error
 }

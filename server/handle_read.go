@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/alerting"
 	"github.com/pganalytics/pganalytics/server/auth"
 	"github.com/pganalytics/pganalytics/server/store"
 )
@@ -317,22 +318,43 @@ func (s *Server) handleReplication(w http.ResponseWriter, r *http.Request, _ *pr
 	writeJSON(w, http.StatusOK, api.ReplicationResponse{Collectors: tops})
 }
 
-// handleAlerts is GET /api/v1/alerts.
+// handleAlerts is GET /api/v1/alerts: the alerts as the evaluating server last stored them
+// (firing, pending, and resolved within the last alerting.ResolvedRetention), firing first.
 func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request, _ *principal) {
 	if _, e := query(r); e != nil {
 		writeErr(w, e)
 		return
 	}
-	now := time.Now().UTC()
-	alerts, err := s.store.Alerts(r.Context(), now)
+	st, err := s.store.LoadAlerts(r.Context())
 	if err != nil {
-		writeErr(w, s.storeFailure(r.Context(), "alerts", err))
+		writeErr(w, s.storeFailure(r.Context(), "load_alerts", err))
 		return
 	}
-	if alerts == nil {
-		alerts = []api.Alert{}
+	out := make([]api.Alert, 0, len(st.Alerts))
+	for _, a := range st.Alerts {
+		out = append(out, wireAlert(a))
 	}
-	writeJSON(w, http.StatusOK, api.AlertsResponse{EvaluatedAt: now, Alerts: alerts})
+	rank := map[string]int{alerting.StateFiring: 0, alerting.StatePending: 1, alerting.StateResolved: 2}
+	slices.SortStableFunc(out, func(a, b api.Alert) int { return rank[a.State] - rank[b.State] })
+	writeJSON(w, http.StatusOK, api.AlertsResponse{EvaluatedAt: st.EvaluatedAt, Alerts: out})
+}
+
+func wireAlert(a alerting.Alert) api.Alert {
+	w := api.Alert{
+		Name: a.Rule, Severity: a.Severity, State: a.State, Firing: a.State == alerting.StateFiring,
+		Value: a.Value, Threshold: a.Threshold, Summary: a.Summary, Description: a.Description,
+		RunbookURL: a.RunbookURL, Labels: a.Labels, ActiveAt: a.ActiveAt,
+	}
+	if !a.FiredAt.IsZero() {
+		w.FiredAt = &a.FiredAt
+		if w.Firing {
+			w.Since = &a.FiredAt
+		}
+	}
+	if !a.ResolvedAt.IsZero() {
+		w.ResolvedAt = &a.ResolvedAt
+	}
+	return w
 }
 
 var auditActionPattern = regexp.MustCompile(`^[a-z_]{1,64}$`)

@@ -59,6 +59,7 @@ func testConfig(t testing.TB, databaseURL string) *config.Config {
 		t.Fatal(err)
 	}
 	cfg.ServerName = "test-" + t.Name()
+	cfg.Alerting.EvaluationInterval = config.Duration(200 * time.Millisecond)
 	return cfg
 }
 

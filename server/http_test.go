@@ -209,12 +209,19 @@ func TestRequestStatsFeedAlerts(t *testing.T) {
 	if requests < 8 || authFailures != 7 {
 		t.Fatalf("request_stats: %d requests, %d auth failures", requests, authFailures)
 	}
-	r := ts.do(req{method: "GET", path: "/api/v1/alerts", token: viewer})
-	mustStatus(t, r, http.StatusOK)
+	// The background evaluation (every 200 ms here) fires the shipped FailedAuthHigh rule.
 	var ar api.AlertsResponse
-	r.decode(t, &ar)
-	if ar.EvaluatedAt.IsZero() || len(ar.Alerts) == 0 {
-		t.Fatalf("alerts %s", r.body)
+	waitFor(t, func() bool {
+		r := ts.do(req{method: "GET", path: "/api/v1/alerts", token: viewer})
+		mustStatus(t, r, http.StatusOK)
+		ar = api.AlertsResponse{}
+		r.decode(t, &ar)
+		return len(ar.Alerts) > 0
+	})
+	a := ar.Alerts[0]
+	if ar.EvaluatedAt.IsZero() || a.Name != "FailedAuthHigh" || a.State != "firing" || !a.Firing || a.Since == nil ||
+		a.Value < 7 || a.Threshold != 5 || a.RunbookURL != "docs/alerts/FailedAuthHigh.md" || !strings.Contains(a.Summary, "failed authentication") {
+		t.Fatalf("alerts %+v", ar)
 	}
 }
 

@@ -30,7 +30,10 @@ type metrics struct {
 	clientErrors  *prometheus.CounterVec
 	pushBusy      *prometheus.CounterVec
 	pushMemory    prometheus.Gauge
-	collectors    *collectorStatus
+
+	evaluationSeconds  prometheus.Histogram
+	evaluationFailures prometheus.Counter
+	collectors         *collectorStatus
 }
 
 func newMetrics() *metrics {
@@ -93,6 +96,15 @@ func newMetrics() *metrics {
 			Name: "pganalytics_api_push_memory_bytes",
 			Help: "Decompressed push bytes being decoded now, against limits.push_memory_bytes.",
 		}),
+		evaluationSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pganalytics_api_alert_evaluation_seconds",
+			Help:    "Time one evaluation of the alert rules took (on the server holding the alerting lock).",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		evaluationFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pganalytics_api_alert_evaluation_failures_total",
+			Help: "Evaluations of the alert rules that failed.",
+		}),
 		collectors: newCollectorStatus(10 * time.Minute),
 	}
 	// Known label values start at zero so that rate() and alert rules see the series from the start.
@@ -113,7 +125,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.duration, m.inFlight, m.authFailures, m.rateLimited, m.ingestSamples,
 		m.ingestErrors, m.dbErrors, m.sseClients, m.sseDropped, m.sseRefused, m.auditFailures, m.clientErrors,
-		m.pushBusy, m.pushMemory, m.collectors,
+		m.pushBusy, m.pushMemory, m.evaluationSeconds, m.evaluationFailures, m.collectors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -16,10 +16,13 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/pganalytics/pganalytics/deploy"
+	"github.com/pganalytics/pganalytics/server/alerting"
 	"github.com/pganalytics/pganalytics/server/auth"
 	"github.com/pganalytics/pganalytics/server/config"
 	"github.com/pganalytics/pganalytics/server/ratelimit"
@@ -88,6 +91,8 @@ type Server struct {
 	tlsConfig  *tls.Config
 	regSecret  [sha256.Size]byte
 	handler    http.Handler
+
+	rules atomic.Pointer[alerting.Rules]
 
 	prometheus     http.Handler
 	metricsToken   []byte       // SHA-256 of metrics.bearer_token, nil when /metrics is open
@@ -161,6 +166,11 @@ func New(opts Options) (*Server, error) {
 		PerAccount: cfg.Auth.LoginMaxFailuresPerAccount, Window: cfg.Auth.LoginLockout.D(),
 	}
 	s.pushGate = newPushGate(cfg.Limits.PushPerCollector, cfg.Limits.PushMaxDecompressedBytes, cfg.Limits.PushMemoryBytes, s.metrics.pushMemory)
+	rules, err := loadRules(cfg.Alerting.RulesFile)
+	if err != nil {
+		return nil, err
+	}
+	s.rules.Store(rules)
 	s.prometheus = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: promErrorLog{s.log}})
 	if t := cfg.Metrics.BearerToken; t != "" {
 		sum := sha256.Sum256([]byte(t))
@@ -213,6 +223,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.listenTopology(bg) })
 	wg.Go(func() { s.statsLoop(bg) })
 	wg.Go(func() { s.maintainLoop(bg) })
+	wg.Go(func() {
+		s.store.RunAsLeader(bg, store.AlertingLockID, s.cfg.Alerting.EvaluationInterval.D(), s.evaluateLoop)
+	})
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -312,4 +325,66 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// loadRules reads the alert rules file, the shipped rules when path is empty.
+func loadRules(path string) (*alerting.Rules, error) {
+	if path == "" {
+		return alerting.Parse("deploy/alerts.toml (built in)", deploy.AlertRules)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("alert rules: %w", err)
+	}
+	return alerting.Parse(path, data)
+}
+
+// ReloadRules reads the alert rules again (SIGHUP). A file that does not load leaves the rules in
+// force; the alerts' state carries over (an alert whose rule is gone resolves).
+func (s *Server) ReloadRules() error {
+	rules, err := loadRules(s.cfg.Alerting.RulesFile)
+	if err != nil {
+		return err
+	}
+	s.rules.Store(rules)
+	s.log.Info("alert rules reloaded", "rules", len(rules.Rules))
+	return nil
+}
+
+// evaluateLoop evaluates the alert rules every evaluation_interval while this server holds the
+// alerting lock (one server at a time; another takes over when it is gone).
+func (s *Server) evaluateLoop(ctx context.Context) {
+	s.log.Info("evaluating alert rules", "every", s.cfg.Alerting.EvaluationInterval.D().String())
+	t := time.NewTicker(s.cfg.Alerting.EvaluationInterval.D())
+	defer t.Stop()
+	for {
+		if err := s.evaluate(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			s.metrics.evaluationFailures.Inc()
+			s.dbError(ctx, "evaluate_alerts", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// evaluate runs one evaluation: the store's observations against the rules, from the stored state.
+func (s *Server) evaluate(ctx context.Context, now time.Time) error {
+	start := time.Now()
+	obs, err := s.store.Observe(ctx, now)
+	if err != nil {
+		return err
+	}
+	prev, err := s.store.LoadAlerts(ctx)
+	if err != nil {
+		return err
+	}
+	next := alerting.Evaluate(s.rules.Load(), obs, prev.Alerts, now)
+	if err := s.store.SaveAlerts(ctx, now, s.name, next); err != nil {
+		return err
+	}
+	s.metrics.evaluationSeconds.Observe(time.Since(start).Seconds())
+	return nil
 }

@@ -78,6 +78,7 @@ func newRootCmd(e env) *cobra.Command {
 		},
 		newMigrateCmd(&configPath, e),
 		newUserCmd(&configPath, e),
+		newAlertsCmd(e),
 		newVersionCmd(e),
 	)
 	markArgErrorsAsUsage(root)

@@ -233,3 +233,19 @@ func TestServeRunsAndStops(t *testing.T) {
 		t.Fatalf("serve: %+v", r)
 	}
 }
+
+func TestAlertsCheck(t *testing.T) {
+	r := runCmd(t, t.Context(), nil, "", "alerts", "check")
+	if r.code != exitcode.OK || !strings.Contains(r.stdout, "rules OK") {
+		t.Fatalf("shipped rules: %+v", r)
+	}
+	bad := writeConfig(t, "[[rule]]\nname = \"Lag\"\nquantity = \"replay_lag_seconds\"\nwarning = 1\nsummary = \"s\"\nfor = 10\n")
+	r = runCmd(t, t.Context(), nil, "", "alerts", "check", bad)
+	if r.code != exitcode.Usage || !strings.Contains(r.stderr, ":6: ") || !strings.Contains(r.stderr, `invalid duration "10"`) {
+		t.Fatalf("bad rules: %+v", r)
+	}
+	r = runCmd(t, t.Context(), nil, "", "alerts", "quantities")
+	if r.code != exitcode.OK || !strings.Contains(r.stdout, "replay_lag_seconds") || !strings.Contains(r.stdout, "standby") {
+		t.Fatalf("quantities: %+v", r)
+	}
+}

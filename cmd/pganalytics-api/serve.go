@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
@@ -78,6 +81,22 @@ func serve(ctx context.Context, configPath string, e env) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
 	}
+	// SIGHUP reloads the alert rules; a file that does not load is logged and the rules stay.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := srv.ReloadRules(); err != nil {
+					log.Error("alert rules not reloaded; the previous ones stay", "err", err)
+				}
+			}
+		}
+	}()
 	if err := srv.Run(ctx, ln); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -3,7 +3,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +15,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/pelletier/go-toml/v2"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/tomlfile"
 )
 
 // MaxFileBytes bounds the configuration file; a real one is a few kilobytes.
@@ -153,9 +152,8 @@ func Parse(path string, data []byte, hostname func() (string, error)) (*Config, 
 			RejectedMaxBytes: DefaultRejectedMaxBytes,
 		},
 	}
-	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-	if err := dec.Decode(cfg); err != nil {
-		return nil, decodeError(path, err)
+	if err := tomlfile.Decode(path, data, cfg); err != nil {
+		return nil, err
 	}
 	if err := cfg.applyDefaults(hostname); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -164,29 +162,6 @@ func Parse(path string, data []byte, hostname func() (string, error)) (*Config, 
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
-}
-
-// decodeError turns go-toml errors into "file:line:col: message" lines.
-func decodeError(path string, err error) error {
-	var strict *toml.StrictMissingError
-	if errors.As(err, &strict) {
-		lines := make([]string, 0, len(strict.Errors))
-		for _, e := range strict.Errors {
-			row, col := e.Position()
-			lines = append(lines, fmt.Sprintf("%s:%d:%d: unknown key %q", path, row, col, strings.Join(e.Key(), ".")))
-		}
-		return errors.New(strings.Join(lines, "\n"))
-	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, col := de.Position()
-		msg := strings.TrimPrefix(de.Error(), "toml: ")
-		if k := de.Key(); len(k) > 0 {
-			msg = fmt.Sprintf("key %q: %s", strings.Join(k, "."), msg)
-		}
-		return fmt.Errorf("%s:%d:%d: %s", path, row, col, msg)
-	}
-	return fmt.Errorf("%s: %w", path, err)
 }
 
 func (c *Config) applyDefaults(hostname func() (string, error)) error {

@@ -186,16 +186,22 @@ type AuditResponse struct {
 	Entries []AuditEntry `json:"entries"`
 }
 
-// Alert is one evaluated alert condition of GET /api/v1/alerts.
+// Alert is one alert of GET /api/v1/alerts: a rule at one severity for one object (its labels).
 type Alert struct {
-	Name      string            `json:"name"`
-	Severity  string            `json:"severity"` // warning | critical
-	Firing    bool              `json:"firing"`
-	Since     *time.Time        `json:"since,omitempty"`
-	Value     float64           `json:"value"`
-	Threshold float64           `json:"threshold"`
-	Summary   string            `json:"summary"`
-	Labels    map[string]string `json:"labels,omitempty"`
+	Name        string            `json:"name"`     // the rule
+	Severity    string            `json:"severity"` // warning | critical
+	State       string            `json:"state"`    // pending | firing | resolved
+	Firing      bool              `json:"firing"`
+	Since       *time.Time        `json:"since,omitempty"` // when it started firing, while it fires
+	ActiveAt    time.Time         `json:"active_at"`       // when its condition started holding
+	FiredAt     *time.Time        `json:"fired_at,omitempty"`
+	ResolvedAt  *time.Time        `json:"resolved_at,omitempty"`
+	Value       float64           `json:"value"`
+	Threshold   float64           `json:"threshold"`
+	Summary     string            `json:"summary"`
+	Description string            `json:"description,omitempty"`
+	RunbookURL  string            `json:"runbook_url,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
 }
 
 // AlertsResponse is GET /api/v1/alerts.

@@ -4,7 +4,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pelletier/go-toml/v2"
+	"github.com/pganalytics/pganalytics/internal/tomlfile"
 )
 
 // Environments. Production is the default: a forgotten ENVIRONMENT must not relax anything.
@@ -44,6 +43,7 @@ type Config struct {
 	Database Database `toml:"database"`
 	TLS      TLS      `toml:"tls"`
 	Metrics  Metrics  `toml:"metrics"`
+	Alerting Alerting `toml:"alerting"`
 	Auth     Auth     `toml:"auth"`
 	Limits   Limits   `toml:"limits"`
 
@@ -74,6 +74,12 @@ type Metrics struct {
 	ListenAddr      string `toml:"listen_addr"`
 	BearerToken     string `toml:"bearer_token"`
 	BearerTokenFile string `toml:"bearer_token_file"`
+}
+
+// Alerting configures the evaluation of the alert rules.
+type Alerting struct {
+	RulesFile          string   `toml:"rules_file"` // "" for the shipped rules (deploy/alerts.toml)
+	EvaluationInterval Duration `toml:"evaluation_interval"`
 }
 
 // Auth configures token lifetimes and the login lock-out.
@@ -135,6 +141,7 @@ func Default() Config {
 			Retention:      Duration(30 * 24 * time.Hour),
 			AutoMigrate:    true,
 		},
+		Alerting: Alerting{EvaluationInterval: Duration(15 * time.Second)},
 		Auth: Auth{
 			AccessTokenTTL:             Duration(15 * time.Minute),
 			RefreshTokenTTL:            Duration(7 * 24 * time.Hour),
@@ -171,7 +178,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		if err := decodeTOML(path, raw, &cfg); err != nil {
+		if err := tomlfile.Decode(path, raw, &cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -182,33 +189,6 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	return &cfg, nil
-}
-
-func decodeTOML(path string, raw []byte, cfg *Config) error {
-	dec := toml.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(cfg)
-	if err == nil {
-		return nil
-	}
-	var strict *toml.StrictMissingError
-	if errors.As(err, &strict) {
-		keys := make([]string, 0, len(strict.Errors))
-		for i := range strict.Errors {
-			row, col := strict.Errors[i].Position()
-			keys = append(keys, fmt.Sprintf("%s:%d:%d: unknown key %q", path, row, col, strings.Join(strict.Errors[i].Key(), ".")))
-		}
-		return errors.New(strings.Join(keys, "; "))
-	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		row, col := de.Position()
-		if key := de.Key(); len(key) > 0 {
-			return fmt.Errorf("%s:%d:%d: key %q: %s", path, row, col, strings.Join(key, "."), de.Error())
-		}
-		return fmt.Errorf("%s:%d:%d: %s", path, row, col, de.Error())
-	}
-	return fmt.Errorf("%s: %w", path, err)
 }
 
 // applyEnv overrides the file with the documented environment variables; an empty variable is unset.
@@ -224,6 +204,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		"METRICS_LISTEN_ADDR":       &c.Metrics.ListenAddr,
 		"METRICS_BEARER_TOKEN":      &c.Metrics.BearerToken,
 		"METRICS_BEARER_TOKEN_FILE": &c.Metrics.BearerTokenFile,
+		"ALERT_RULES_FILE":          &c.Alerting.RulesFile,
 	}
 	for name, dst := range str {
 		if v := getenv(name); v != "" {
@@ -330,11 +311,15 @@ func (c *Config) check() error {
 		{"auth.login_lockout", c.Auth.LoginLockout},
 		{"limits.shutdown_timeout", c.Limits.ShutdownTimeout},
 		{"limits.push_decode_timeout", c.Limits.PushDecodeTimeout},
+		{"alerting.evaluation_interval", c.Alerting.EvaluationInterval},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
 			return fmt.Errorf("%s %s: want a positive duration", p.name, p.v.D())
 		}
+	}
+	if c.Alerting.EvaluationInterval.D() < 100*time.Millisecond {
+		return fmt.Errorf("alerting.evaluation_interval %s: want at least 100ms", c.Alerting.EvaluationInterval.D())
 	}
 	if c.Database.Retention.D() < 24*time.Hour {
 		return fmt.Errorf("database.retention %s: want at least 24h (partitions are whole days)", c.Database.Retention.D())

@@ -3,146 +3,53 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/alerting"
 )
 
-// Alert names returned by Alerts.
+// Alert-related constants of the observations.
 const (
-	AlertFailedAuth         = "FailedAuthHigh"
-	AlertRateLimited        = "RateLimitedHigh"
-	AlertCollectionFailures = "CollectionFailuresHigh"
-	AlertDBErrors           = "DBErrorsHigh"
-	AlertAPILatency         = "APILatencyP95High"
-	AlertBufferUtilization  = "CollectorBufferHigh"
-	AlertCollectorStale     = "CollectorStale"
-	AlertReplicationLag     = "ReplicationLagHigh"
-	AlertReplicationLagWAL  = "ReplicationLagBytesHigh"
-	AlertSlotInactive       = "ReplicationSlotInactive"
-	AlertSlotWALAtRisk      = "ReplicationSlotWALAtRisk"
-	AlertStandbyDisconnect  = "StandbyDisconnected"
-	AlertInstanceDown       = "InstanceDown"
+	collectionFailureWindow = 10 * time.Minute
+	// AlertingLockID is the advisory lock the evaluating API server holds (one at a time).
+	AlertingLockID int64 = 0x7067612d616c7274
 )
 
-// Severities of api.Alert.
-const (
-	SeverityWarning  = "warning"
-	SeverityCritical = "critical"
-)
+// observations collects what Observe sees, quantity by quantity.
+type observations []alerting.Observation
 
-// Thresholds: the deployment plan's alert rules, and the replication ones. An alert fires when its
-// value is above its threshold.
-const (
-	FailedAuthPerMinute             = 5
-	RateLimitedPerMinute            = 100
-	CollectionFailuresPercent       = 1
-	DBErrorsPerMinute               = 5
-	APILatencyP95Ms                 = 1000
-	BufferUtilizationPercent        = 70
-	ReplicationLagSeconds           = 30
-	ReplicationLagBytes             = 64 << 20
-	collectionFailureWindow         = 10 * time.Minute
-	staleAfterIntervals             = 2
-	alertsLockID              int64 = 0x7067612d616c7274
-)
-
-type alertRule struct {
-	name, severity string
-	threshold      float64
-	summary        string // what the value measures, for the entry shown when nothing fires
+func (o *observations) add(quantity string, value float64, labels map[string]string) {
+	*o = append(*o, alerting.Observation{Quantity: quantity, Value: value, Labels: labels})
 }
 
-// alertRules lists every alert in the order Alerts reports them.
-func alertRules() []alertRule {
-	return []alertRule{
-		{AlertFailedAuth, SeverityWarning, FailedAuthPerMinute, "failed authentication attempts per minute"},
-		{AlertRateLimited, SeverityWarning, RateLimitedPerMinute, "requests refused with 429 per minute"},
-		{AlertDBErrors, SeverityCritical, DBErrorsPerMinute, "database errors per minute"},
-		{AlertAPILatency, SeverityWarning, APILatencyP95Ms, "API response time p95 in ms (worst server)"},
-		{AlertCollectionFailures, SeverityWarning, CollectionFailuresPercent, "collection failures in % of collections over 10 minutes (worst collector)"},
-		{AlertBufferUtilization, SeverityWarning, BufferUtilizationPercent, "collector buffer utilization in % (worst collector)"},
-		{AlertCollectorStale, SeverityWarning, staleAfterIntervals * DefaultIntervalSeconds, "seconds since a collector's last push (stale after two intervals)"},
-		{AlertInstanceDown, SeverityCritical, 0, "monitored PostgreSQL instances down"},
-		{AlertReplicationLag, SeverityWarning, ReplicationLagSeconds, "standby replay lag in seconds (worst standby)"},
-		{AlertReplicationLagWAL, SeverityWarning, ReplicationLagBytes, "standby replay lag in bytes (worst standby)"},
-		{AlertStandbyDisconnect, SeverityCritical, 0, "standbys disconnected from their primary"},
-		{AlertSlotInactive, SeverityWarning, 0, "replication slots without an active consumer"},
-		{AlertSlotWALAtRisk, SeverityCritical, 1, "replication slot wal_status (0 reserved, 1 extended, 2 unreserved, 3 lost; worst slot)"},
+// Observe measures every quantity the alert rules can read (alerting.Quantities) from the database
+// at now: the same answer on every API server. Per-minute rates are the worst of the current and
+// the previous minute, summed over servers (request_stats) or counted in the audit log; failed
+// authentication is the larger of the audit log's failed login/refresh/registration attempts and
+// the servers' reported auth failures. Per-object quantities carry the object's labels
+// (collector_id and collector_name, cluster, instance, application_name, slot_name).
+func (s *Store) Observe(ctx context.Context, now time.Time) ([]alerting.Observation, error) {
+	var obs observations
+	if err := s.requestFindings(ctx, now, &obs); err != nil {
+		return nil, err
 	}
+	if err := s.collectorFindings(ctx, now, &obs); err != nil {
+		return nil, err
+	}
+	if err := s.snapshotFindings(ctx, &obs); err != nil {
+		return nil, err
+	}
+	return obs, nil
 }
 
-// finding is one observed value of a rule, for one object (labels) or globally (no labels).
-type finding struct {
-	value, threshold float64
-	labels           map[string]string
-	summary          string
-}
-
-func (f finding) firing() bool { return f.value > f.threshold }
-
-// Alerts evaluates the deployment plan's alert conditions and the replication ones from the
-// database at now: the same answer on every API server. Each rule yields one entry per firing object
-// (collector, standby, slot, instance), or a single not-firing entry carrying the worst value seen.
-// Since is when an alert started firing, persisted in alert_state.
-//
-// Per-minute rates are the worst of the current and the previous minute, summed over servers
-// (request_stats) or counted in the audit log; failed authentication is the larger of the audit
-// log's failed login/refresh/registration attempts and the servers' reported auth failures.
-func (s *Store) Alerts(ctx context.Context, now time.Time) ([]api.Alert, error) {
-	rules := alertRules()
-	found := make(map[string][]finding, len(rules))
-	if err := s.requestFindings(ctx, now, found); err != nil {
-		return nil, err
-	}
-	if err := s.collectorFindings(ctx, now, found); err != nil {
-		return nil, err
-	}
-	if err := s.snapshotFindings(ctx, found); err != nil {
-		return nil, err
-	}
-
-	var alerts []api.Alert
-	for _, r := range rules {
-		fs := found[r.name]
-		var worst *finding
-		fired := false
-		for i := range fs {
-			f := &fs[i]
-			if f.firing() {
-				fired = true
-				alerts = append(alerts, api.Alert{
-					Name: r.name, Severity: r.severity, Firing: true,
-					Value: f.value, Threshold: f.threshold, Summary: f.summary, Labels: f.labels,
-				})
-			}
-			if worst == nil || f.value-f.threshold > worst.value-worst.threshold {
-				worst = f
-			}
-		}
-		if fired {
-			continue
-		}
-		a := api.Alert{Name: r.name, Severity: r.severity, Threshold: r.threshold, Summary: r.summary}
-		if worst != nil {
-			a.Value, a.Threshold = worst.value, worst.threshold
-		}
-		alerts = append(alerts, a)
-	}
-	if err := s.persistAlertState(ctx, now, alerts); err != nil {
-		return nil, err
-	}
-	return alerts, nil
-}
-
-func (s *Store) requestFindings(ctx context.Context, now time.Time, found map[string][]finding) error {
+func (s *Store) requestFindings(ctx context.Context, now time.Time, obs *observations) error {
 	var rateLimited, dbErrors, authFailures, p95, auditFailures float64
 	err := s.pool.QueryRow(ctx, `
 		WITH stats AS (
@@ -170,17 +77,14 @@ func (s *Store) requestFindings(ctx context.Context, now time.Time, found map[st
 	if err != nil {
 		return fmt.Errorf("evaluate request alerts: %w", err)
 	}
-	add := func(name string, value, threshold float64, format string) {
-		found[name] = append(found[name], finding{value: value, threshold: threshold, summary: fmt.Sprintf(format, value, threshold)})
-	}
-	add(AlertFailedAuth, max(authFailures, auditFailures), FailedAuthPerMinute, "%.0f failed authentication attempts in a minute (threshold %.0f)")
-	add(AlertRateLimited, rateLimited, RateLimitedPerMinute, "%.0f requests refused with 429 in a minute (threshold %.0f)")
-	add(AlertDBErrors, dbErrors, DBErrorsPerMinute, "%.0f database errors in a minute (threshold %.0f)")
-	add(AlertAPILatency, p95, APILatencyP95Ms, "API p95 response time %.0f ms (threshold %.0f ms)")
+	obs.add("auth_failures_per_minute", max(authFailures, auditFailures), nil)
+	obs.add("rate_limited_per_minute", rateLimited, nil)
+	obs.add("db_errors_per_minute", dbErrors, nil)
+	obs.add("api_p95_ms", p95, nil)
 	return nil
 }
 
-func (s *Store) collectorFindings(ctx context.Context, now time.Time, found map[string][]finding) error {
+func (s *Store) collectorFindings(ctx context.Context, now time.Time, obs *observations) error {
 	rows, err := s.pool.Query(ctx, `
 		SELECT c.id::text, c.name, c.last_push_at,
 		       COALESCE(NULLIF(c.interval_seconds, 0), cc.interval_seconds, $3)::float8,
@@ -216,21 +120,10 @@ func (s *Store) collectorFindings(ctx context.Context, now time.Time, found map[
 			continue // registered, never pushed: nothing reported yet
 		}
 		labels := map[string]string{"collector_id": id, "collector_name": name}
-		age := now.Sub(lastPush.Time).Seconds()
-		found[AlertCollectorStale] = append(found[AlertCollectorStale], finding{
-			value: age, threshold: staleAfterIntervals * interval, labels: labels,
-			summary: fmt.Sprintf("collector %s last pushed %.0f s ago (interval %.0f s)", name, age, interval),
-		})
-		found[AlertBufferUtilization] = append(found[AlertBufferUtilization], finding{
-			value: buffer * 100, threshold: BufferUtilizationPercent, labels: labels,
-			summary: fmt.Sprintf("collector %s buffer %.0f %% full", name, buffer*100),
-		})
+		obs.add("collector_push_age_intervals", now.Sub(lastPush.Time).Seconds()/interval, labels)
+		obs.add("buffer_utilization_percent", buffer*100, labels)
 		if curColl.Valid {
-			ratio := failureRatio(curColl.Int64, curFail.Int64, baseColl, baseFl)
-			found[AlertCollectionFailures] = append(found[AlertCollectionFailures], finding{
-				value: ratio, threshold: CollectionFailuresPercent, labels: labels,
-				summary: fmt.Sprintf("collector %s: %.1f %% of collections failed over 10 minutes", name, ratio),
-			})
+			obs.add("collection_failures_percent", failureRatio(curColl.Int64, curFail.Int64, baseColl, baseFl), labels)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -256,7 +149,7 @@ func failureRatio(coll, fail int64, baseColl, baseFail pgtype.Int8) float64 {
 	return min(100, 100*float64(fail)/float64(coll))
 }
 
-func (s *Store) snapshotFindings(ctx context.Context, found map[string][]finding) error {
+func (s *Store) snapshotFindings(ctx context.Context, obs *observations) error {
 	rows, err := s.pool.Query(ctx, `
 		SELECT c.id::text, c.name, sn.snapshot
 		  FROM collector_snapshots sn JOIN collectors c ON c.id = sn.collector_id
@@ -278,7 +171,7 @@ func (s *Store) snapshotFindings(ctx context.Context, found map[string][]finding
 			s.log.Error("stored snapshot does not decode; replication alerts skip it", "collector_id", id, "err", err)
 			continue
 		}
-		replicationFindings(id, name, &snap, found)
+		replicationFindings(id, name, &snap, obs)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("evaluate replication alerts: %w", err)
@@ -299,11 +192,8 @@ func walStatusCode(status string) float64 {
 	return 0
 }
 
-// replicationFindings evaluates one collector's snapshot.
-func replicationFindings(collectorID, collectorName string, snap *api.Snapshot, found map[string][]finding) {
-	add := func(rule string, value, threshold float64, labels map[string]string, format string, args ...any) {
-		found[rule] = append(found[rule], finding{value: value, threshold: threshold, labels: labels, summary: fmt.Sprintf(format, args...)})
-	}
+// replicationFindings observes one collector's snapshot.
+func replicationFindings(collectorID, collectorName string, snap *api.Snapshot, obs *observations) {
 	for _, cl := range snap.Clusters {
 		base := map[string]string{"collector_id": collectorID, "collector_name": collectorName, "cluster": cl.SystemIdentifier}
 		with := func(k, v string) map[string]string {
@@ -312,41 +202,39 @@ func replicationFindings(collectorID, collectorName string, snap *api.Snapshot, 
 			return l
 		}
 		for _, in := range cl.Instances {
-			add(AlertInstanceDown, boolValue(!in.Up), 0, with("instance", in.Name), "instance %s (%s) is down: %s", in.Name, in.Address, in.Error)
+			obs.add("instance_down", boolValue(!in.Up), with("instance", in.Name))
 			if in.Up && in.Role == "standby" {
 				streaming := in.Receiver != nil && in.Receiver.Connected
-				add(AlertStandbyDisconnect, boolValue(!streaming), 0, with("instance", in.Name),
-					"standby %s has no streaming WAL receiver", in.Name)
+				obs.add("standby_disconnected", boolValue(!streaming), with("instance", in.Name))
 			}
 		}
 		streamingSlots := map[string]bool{}
+		disconnectedSlots := map[string]bool{}
 		for _, sb := range cl.Standbys {
 			l := with("application_name", sb.ApplicationName)
 			disconnected := sb.State == "disconnected"
-			if !disconnected && sb.SlotName != "" {
-				streamingSlots[sb.SlotName] = true
+			if sb.SlotName != "" {
+				if disconnected {
+					disconnectedSlots[sb.SlotName] = true
+				} else {
+					streamingSlots[sb.SlotName] = true
+				}
 			}
-			add(AlertStandbyDisconnect, boolValue(disconnected), 0, l, "standby %s is disconnected from its primary", sb.ApplicationName)
-			add(AlertReplicationLag, sb.ReplayLagSeconds, ReplicationLagSeconds, l,
-				"standby %s replays %.1f s behind its primary", sb.ApplicationName, sb.ReplayLagSeconds)
-			add(AlertReplicationLagWAL, float64(sb.ReplayLagBytes), ReplicationLagBytes, l,
-				"standby %s replays %d bytes behind its primary", sb.ApplicationName, sb.ReplayLagBytes)
-		}
-		disconnectedSlots := map[string]bool{}
-		for _, sb := range cl.Standbys {
-			if sb.State == "disconnected" && sb.SlotName != "" {
-				disconnectedSlots[sb.SlotName] = true
+			obs.add("standby_disconnected", boolValue(disconnected), l)
+			if disconnected {
+				continue // a disconnected standby's lag is unknown, not zero
 			}
+			obs.add("replay_lag_seconds", sb.ReplayLagSeconds, l)
+			obs.add("replay_lag_bytes", float64(sb.ReplayLagBytes), l)
 		}
 		for _, sl := range cl.Slots {
 			l := with("slot_name", sl.Name)
-			add(AlertSlotInactive, boolValue(!sl.Active), 0, l, "replication slot %s (%s) has no active consumer and retains %d bytes of WAL",
-				sl.Name, sl.Type, sl.RetainedBytes)
-			add(AlertSlotWALAtRisk, walStatusCode(sl.WALStatus), 1, l, "replication slot %s wal_status is %s", sl.Name, sl.WALStatus)
+			obs.add("slot_inactive", boolValue(!sl.Active), l)
+			obs.add("slot_wal_status", walStatusCode(sl.WALStatus), l)
 			// A physical slot nobody streams from is a standby gone missing, unless that standby is
 			// already reported disconnected above.
 			if sl.Type == "physical" && !sl.Active && !streamingSlots[sl.Name] && !disconnectedSlots[sl.Name] {
-				add(AlertStandbyDisconnect, 1, 0, l, "no standby streams from physical slot %s", sl.Name)
+				obs.add("standby_disconnected", 1, l)
 			}
 		}
 	}
@@ -359,79 +247,134 @@ func boolValue(b bool) float64 {
 	return 0
 }
 
-// alertKey is the canonical form of an alert's labels.
-func alertKey(labels map[string]string) string {
-	var b strings.Builder
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, "%s=%q", k, labels[k])
-	}
-	return b.String()
+// AlertsState is the last evaluation of the alert rules, as the evaluating server stored it.
+type AlertsState struct {
+	EvaluatedAt time.Time
+	EvaluatedBy string
+	Alerts      []alerting.Alert
 }
 
-// persistAlertState records the firing alerts, fills in their Since (when they first fired) and
-// forgets those that stopped firing, serialised between servers.
-func (s *Store) persistAlertState(ctx context.Context, now time.Time, alerts []api.Alert) error {
-	var names, keys, labels []string
-	index := map[[2]string][]int{} // one object may be reported twice (e.g. two standbys of one name)
-	for i, a := range alerts {
-		if !a.Firing {
-			continue
-		}
-		k := alertKey(a.Labels)
-		if prev, dup := index[[2]string{a.Name, k}]; dup {
-			index[[2]string{a.Name, k}] = append(prev, i)
-			continue
-		}
-		l := a.Labels
-		if l == nil {
-			l = map[string]string{}
-		}
-		b, err := json.Marshal(l)
+// SaveAlerts replaces the stored alerts with an evaluation's (the evaluating server's, at at).
+func (s *Store) SaveAlerts(ctx context.Context, at time.Time, by string, alerts []alerting.Alert) error {
+	ids := make([]string, 0, len(alerts))
+	docs := make([]string, 0, len(alerts))
+	for _, a := range alerts {
+		b, err := json.Marshal(a)
 		if err != nil {
-			return fmt.Errorf("encode alert labels: %w", err)
+			return fmt.Errorf("encode alert: %w", err)
 		}
-		index[[2]string{a.Name, k}] = []int{i}
-		names, keys, labels = append(names, a.Name), append(keys, k), append(labels, string(b))
+		ids, docs = append(ids, a.ID()), append(docs, string(b))
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, alertsLockID); err != nil {
-			return fmt.Errorf("lock alert state: %w", err)
+		if _, err := tx.Exec(ctx, `DELETE FROM alert_states`); err != nil {
+			return fmt.Errorf("save alerts: %w", err)
 		}
-		rows, err := tx.Query(ctx, `
-			WITH firing AS (
-			    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS u(name, key, labels)
-			), up AS (
-			    INSERT INTO alert_state (name, key, labels, since, last_seen)
-			    SELECT name, key, labels::jsonb, $4, $4 FROM firing
-			    ON CONFLICT (name, key) DO UPDATE SET last_seen = EXCLUDED.last_seen
-			    RETURNING name, key, since
-			), resolved AS (
-			    DELETE FROM alert_state a
-			     WHERE NOT EXISTS (SELECT 1 FROM firing f WHERE f.name = a.name AND f.key = a.key)
-			)
-			SELECT name, key, since FROM up`, names, keys, labels, now)
-		if err != nil {
-			return fmt.Errorf("update alert state: %w", err)
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO alert_states (id, rule, severity, state, alert)
+			SELECT u.id, d->>'rule', d->>'severity', d->>'state', d
+			  FROM unnest($1::text[], $2::jsonb[]) AS u(id, d)`, ids, docs); err != nil {
+			return fmt.Errorf("save alerts: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				name, key string
-				since     time.Time
-			)
-			if err := rows.Scan(&name, &key, &since); err != nil {
-				return fmt.Errorf("update alert state: %w", err)
-			}
-			for _, i := range index[[2]string{name, key}] {
-				alerts[i].Since = &since
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("update alert state: %w", err)
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO alerting_status (id, evaluated_at, evaluated_by) VALUES (1, $1, $2)
+			ON CONFLICT (id) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at, evaluated_by = EXCLUDED.evaluated_by`,
+			at, by); err != nil {
+			return fmt.Errorf("save alerts: %w", err)
 		}
 		return nil
 	})
+}
+
+// LoadAlerts returns the last evaluation (zero EvaluatedAt when there was none yet), read in one
+// snapshot so that the alerts and their evaluation time belong together.
+func (s *Store) LoadAlerts(ctx context.Context) (AlertsState, error) {
+	var st AlertsState
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT evaluated_at, evaluated_by FROM alerting_status WHERE id = 1`).Scan(&st.EvaluatedAt, &st.EvaluatedBy)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT alert FROM alert_states ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		st.Alerts, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (alerting.Alert, error) {
+			var a alerting.Alert
+			err := row.Scan(&a)
+			return a, err
+		})
+		return err
+	})
+	if err != nil {
+		return AlertsState{}, fmt.Errorf("load alerts: %w", err)
+	}
+	return st, nil
+}
+
+// RunAsLeader runs fn while this process holds the advisory lock lockID, on a connection of its
+// own: at most one process at a time, whichever took it first. Another one trying every retry
+// takes over within that long once the holder's connection is gone (the lock goes with it). fn's
+// context ends when the lock is lost or ctx ends; RunAsLeader returns when ctx ends.
+func (s *Store) RunAsLeader(ctx context.Context, lockID int64, retry time.Duration, fn func(ctx context.Context)) {
+	for ctx.Err() == nil {
+		if err := s.lead(ctx, lockID, retry, fn); err != nil && ctx.Err() == nil {
+			s.log.Warn("alerting leadership", "err", err)
+		}
+		t := time.NewTimer(retry)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+func (s *Store) lead(ctx context.Context, lockID int64, check time.Duration, fn func(ctx context.Context)) error {
+	conn, err := pgx.ConnectConfig(ctx, s.listenConf)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = conn.Close(closeCtx) // the session lock goes with the connection
+	}()
+	for {
+		var got bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockID).Scan(&got); err != nil {
+			return fmt.Errorf("try lock: %w", err)
+		}
+		if got {
+			break
+		}
+		t := time.NewTimer(check)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+	leadCtx, lost := context.WithCancel(ctx)
+	defer lost()
+	done := make(chan struct{})
+	go func() { defer close(done); fn(leadCtx) }()
+	// The lock lasts as long as the connection: check it, and stop fn as soon as it is gone.
+	tick := time.NewTicker(check)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-tick.C:
+			pctx, cancel := context.WithTimeout(ctx, check)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				lost()
+				<-done
+				return fmt.Errorf("lock connection lost: %w", err)
+			}
+		}
+	}
 }

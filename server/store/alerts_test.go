@@ -2,22 +2,35 @@ package store_test
 
 import (
 	"context"
-	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pganalytics/pganalytics/deploy"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/alerting"
 	"github.com/pganalytics/pganalytics/server/store"
 )
 
-var allAlerts = []string{
-	store.AlertFailedAuth, store.AlertRateLimited, store.AlertCollectionFailures, store.AlertDBErrors,
-	store.AlertAPILatency, store.AlertBufferUtilization, store.AlertCollectorStale, store.AlertReplicationLag,
-	store.AlertReplicationLagWAL, store.AlertSlotInactive, store.AlertSlotWALAtRisk, store.AlertStandbyDisconnect,
-	store.AlertInstanceDown,
-}
+// The shipped rules' names.
+const (
+	alertFailedAuth         = "FailedAuthHigh"
+	alertRateLimited        = "RateLimitedHigh"
+	alertCollectionFailures = "CollectionFailuresHigh"
+	alertDBErrors           = "DBErrorsHigh"
+	alertAPILatency         = "APILatencyP95High"
+	alertBufferUtilization  = "CollectorBufferHigh"
+	alertCollectorStale     = "CollectorStale"
+	alertReplicationLag     = "ReplicationLagHigh"
+	alertReplicationLagWAL  = "ReplicationLagBytesHigh"
+	alertSlotInactive       = "ReplicationSlotInactive"
+	alertSlotWALAtRisk      = "ReplicationSlotWALAtRisk"
+	alertStandbyDisconnect  = "StandbyDisconnected"
+	alertInstanceDown       = "InstanceDown"
+)
 
 type alertEnv struct {
 	t    *testing.T
@@ -83,7 +96,7 @@ func TestAlerts(t *testing.T) {
 		want  map[string]int // firing entries per alert; every other alert must not fire
 	}{
 		{"quiet", func(alertEnv) {}, nil},
-		{"failed logins", func(e alertEnv) { e.failedLogins(6, e.base.Add(-10*time.Second)) }, map[string]int{store.AlertFailedAuth: 1}},
+		{"failed logins", func(e alertEnv) { e.failedLogins(6, e.base.Add(-10*time.Second)) }, map[string]int{alertFailedAuth: 1}},
 		{"failed logins at the threshold", func(e alertEnv) { e.failedLogins(5, e.base.Add(-10*time.Second)) }, nil},
 		{"failed logins three minutes ago", func(e alertEnv) { e.failedLogins(6, e.base.Add(-3*time.Minute)) }, nil},
 		{"successful logins", func(e alertEnv) {
@@ -94,25 +107,25 @@ func TestAlerts(t *testing.T) {
 		{"auth failures reported by two servers", func(e alertEnv) {
 			e.stats(store.RequestStats{Server: "api-1", AuthFailures: 4})
 			e.stats(store.RequestStats{Server: "api-2", AuthFailures: 3})
-		}, map[string]int{store.AlertFailedAuth: 1}},
+		}, map[string]int{alertFailedAuth: 1}},
 		{"rate limited in the previous minute", func(e alertEnv) {
 			prev := e.base.Add(-time.Minute)
 			e.stats(store.RequestStats{Server: "api-1", Minute: prev, RateLimited: 60})
 			e.stats(store.RequestStats{Server: "api-2", Minute: prev, RateLimited: 50})
-		}, map[string]int{store.AlertRateLimited: 1}},
+		}, map[string]int{alertRateLimited: 1}},
 		{"rate limited at the threshold", func(e alertEnv) { e.stats(store.RequestStats{Server: "api-1", RateLimited: 100}) }, nil},
 		{"old statistics", func(e alertEnv) {
 			e.stats(store.RequestStats{Server: "api-1", Minute: e.base.Add(-5 * time.Minute), RateLimited: 1000, DBErrors: 100, DurationP95Ms: 5000})
 		}, nil},
-		{"database errors", func(e alertEnv) { e.stats(store.RequestStats{Server: "api-1", DBErrors: 6}) }, map[string]int{store.AlertDBErrors: 1}},
+		{"database errors", func(e alertEnv) { e.stats(store.RequestStats{Server: "api-1", DBErrors: 6}) }, map[string]int{alertDBErrors: 1}},
 		{"slow API", func(e alertEnv) {
 			e.stats(store.RequestStats{Server: "api-1", DurationP95Ms: 80})
 			e.stats(store.RequestStats{Server: "api-2", DurationP95Ms: 1500})
-		}, map[string]int{store.AlertAPILatency: 1}},
+		}, map[string]int{alertAPILatency: 1}},
 		{"buffer filling", func(e alertEnv) {
 			e.pushed("full", e.base, api.CollectorStatus{IntervalSeconds: 10, BufferUtilization: 0.8})
 			e.pushed("fine", e.base, api.CollectorStatus{IntervalSeconds: 10, BufferUtilization: 0.7})
-		}, map[string]int{store.AlertBufferUtilization: 1}},
+		}, map[string]int{alertBufferUtilization: 1}},
 		{"collection failures", func(e alertEnv) {
 			bad := e.pushed("bad", e.base, api.CollectorStatus{IntervalSeconds: 10})
 			e.history(bad, e.base.Add(-20*time.Minute), 50, 0)
@@ -123,13 +136,13 @@ func TestAlerts(t *testing.T) {
 			restarted := e.pushed("restarted", e.base, api.CollectorStatus{IntervalSeconds: 10})
 			e.history(restarted, e.base.Add(-15*time.Minute), 5000, 0)
 			e.history(restarted, e.base.Add(-time.Minute), 300, 0) // counters reset: 0 of 300
-		}, map[string]int{store.AlertCollectionFailures: 1}},
+		}, map[string]int{alertCollectionFailures: 1}},
 		{"stale collector", func(e alertEnv) {
 			e.pushed("stale", e.base.Add(-time.Minute), api.CollectorStatus{IntervalSeconds: 10})
 			e.pushed("slow but fine", e.base.Add(-time.Minute), api.CollectorStatus{IntervalSeconds: 60})
 			e.pushed("fresh", e.base, api.CollectorStatus{IntervalSeconds: 10})
 			mustCollector(e.t, e.s, "never pushed")
-		}, map[string]int{store.AlertCollectorStale: 1}},
+		}, map[string]int{alertCollectorStale: 1}},
 		{"healthy replication", func(e alertEnv) {
 			e.snapshot("c", api.Snapshot{Clusters: []api.Cluster{healthyCluster()}})
 		}, nil},
@@ -150,98 +163,134 @@ func TestAlerts(t *testing.T) {
 			)
 			e.snapshot("c", api.Snapshot{Clusters: []api.Cluster{cl}})
 		}, map[string]int{
-			store.AlertReplicationLag:    1, // behind
-			store.AlertReplicationLagWAL: 1, // behind
-			store.AlertSlotInactive:      2, // gone, orphan
-			store.AlertSlotWALAtRisk:     1, // sub
-			store.AlertStandbyDisconnect: 3, // gone (primary's view), orphan (slot nobody streams from), db4 (its receiver)
-			store.AlertInstanceDown:      1, // db3
+			alertReplicationLag:    1, // behind
+			alertReplicationLagWAL: 1, // behind
+			alertSlotInactive:      2, // gone, orphan
+			alertSlotWALAtRisk:     2, // gone (extended: warning), sub (lost: critical)
+			alertStandbyDisconnect: 3, // gone (primary's view), orphan (slot nobody streams from), db4 (its receiver)
+			alertInstanceDown:      1, // db3
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, pool := newStore(t)
 			e := alertEnv{t: t, s: s, pool: pool, base: time.Now().UTC()}
 			tc.setup(e)
-			alerts, err := s.Alerts(context.Background(), time.Now().UTC())
+			obs, err := s.Observe(context.Background(), time.Now().UTC())
 			if err != nil {
 				t.Fatal(err)
 			}
-			firing := map[string]int{}
-			names := map[string]bool{}
-			for _, a := range alerts {
-				names[a.Name] = true
-				if a.Severity != store.SeverityWarning && a.Severity != store.SeverityCritical {
-					t.Errorf("%s: severity %q", a.Name, a.Severity)
-				}
-				if a.Summary == "" {
-					t.Errorf("%s: no summary", a.Name)
-				}
-				if !a.Firing {
-					if a.Since != nil || a.Value > a.Threshold {
-						t.Errorf("not firing %s: %+v", a.Name, a)
-					}
-					continue
-				}
-				firing[a.Name]++
-				if a.Since == nil || a.Value <= a.Threshold || a.Labels != nil && a.Labels["collector_id"] == "" {
-					t.Errorf("firing %s: %+v", a.Name, a)
+			// Every quantity of the shipped rules is observed at least globally.
+			seen := map[string]bool{}
+			for _, o := range obs {
+				seen[o.Quantity] = true
+			}
+			for _, q := range []string{"auth_failures_per_minute", "rate_limited_per_minute", "db_errors_per_minute", "api_p95_ms"} {
+				if !seen[q] {
+					t.Errorf("%s not observed", q)
 				}
 			}
-			for _, n := range allAlerts {
-				if !names[n] {
-					t.Errorf("alert %s not evaluated", n)
+			// The objects whose condition holds now, per rule (pending or firing: for is not over yet).
+			holding := map[string]map[string]bool{}
+			for _, a := range alerting.Evaluate(shippedRules(t), obs, nil, time.Now()) {
+				if a.Summary == "" || a.Value == a.Threshold {
+					t.Errorf("%s: %+v", a.Rule, a)
 				}
-				if firing[n] != tc.want[n] {
-					t.Errorf("%s: %d firing, want %d", n, firing[n], tc.want[n])
+				if holding[a.Rule] == nil {
+					holding[a.Rule] = map[string]bool{}
+				}
+				holding[a.Rule][a.Key] = true
+			}
+			for _, n := range []string{alertFailedAuth, alertRateLimited, alertCollectionFailures, alertDBErrors, alertAPILatency,
+				alertBufferUtilization, alertCollectorStale, alertReplicationLag, alertReplicationLagWAL, alertSlotInactive,
+				alertSlotWALAtRisk, alertStandbyDisconnect, alertInstanceDown} {
+				if len(holding[n]) != tc.want[n] {
+					t.Errorf("%s: %d objects, want %d", n, len(holding[n]), tc.want[n])
 				}
 			}
 			if t.Failed() {
-				t.Logf("alerts: %+v", alerts)
+				t.Logf("observations: %+v", obs)
 			}
 		})
 	}
 }
 
-func TestAlertsSince(t *testing.T) {
-	dsn, pool := migratedDB(t)
-	s, other := openStore(t, dsn, store.Options{}), openStore(t, dsn, store.Options{})
-	ctx := ctxT(t)
-	t0 := time.Now().UTC().Truncate(time.Minute).Add(5 * time.Second) // keep every evaluation in one minute
-	rateLimited := func(n int64) {
-		wantErr(t, s.RecordRequestStats(ctx, store.RequestStats{Server: "api-1", Minute: t0, RateLimited: n}), nil)
+func shippedRules(t *testing.T) *alerting.Rules {
+	t.Helper()
+	rs, err := alerting.Parse("alerts.toml", deploy.AlertRules)
+	if err != nil {
+		t.Fatal(err)
 	}
-	since := func(st *store.Store, at time.Time) *time.Time {
-		t.Helper()
-		alerts, err := st.Alerts(ctx, at)
-		if err != nil {
-			t.Fatal(err)
+	return rs
+}
+
+// TestAlertStateAcrossServers: one store saves an evaluation, another loads it whole; of two
+// processes running as leader only one runs at a time, and the other takes over once it is gone.
+func TestAlertStateAcrossServers(t *testing.T) {
+	dsn, _ := migratedDB(t)
+	a, b := openStore(t, dsn, store.Options{}), openStore(t, dsn, store.Options{})
+	ctx := ctxT(t)
+	if st, err := b.LoadAlerts(ctx); err != nil || !st.EvaluatedAt.IsZero() || len(st.Alerts) != 0 {
+		t.Fatalf("before any evaluation: %+v %v", st, err)
+	}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	want := alerting.Evaluate(shippedRules(t), []alerting.Observation{
+		{Quantity: "db_errors_per_minute", Value: 9},
+		{Quantity: "replay_lag_seconds", Value: 400, Labels: map[string]string{"cluster": "7", "application_name": "s1"}},
+	}, nil, at)
+	wantErr(t, a.SaveAlerts(ctx, at, "api-1", want), nil)
+	st, err := b.LoadAlerts(ctx)
+	if err != nil || !st.EvaluatedAt.Equal(at) || st.EvaluatedBy != "api-1" || len(st.Alerts) != len(want) || len(want) != 3 {
+		t.Fatalf("loaded %+v %v, want %d alerts", st, err, len(want))
+	}
+	for i := range want {
+		if st.Alerts[i].ID() != want[i].ID() || st.Alerts[i].State != want[i].State || !st.Alerts[i].ActiveAt.Equal(want[i].ActiveAt) {
+			t.Fatalf("alert %d: %+v, want %+v", i, st.Alerts[i], want[i])
 		}
-		i := slices.IndexFunc(alerts, func(a api.Alert) bool { return a.Name == store.AlertRateLimited })
-		if alerts[i].Firing != (alerts[i].Since != nil) {
-			t.Fatalf("firing %v with since %v", alerts[i].Firing, alerts[i].Since)
-		}
-		return alerts[i].Since
 	}
 
-	rateLimited(500)
-	if got := since(s, t0); got == nil || !got.Equal(t0) {
-		t.Fatalf("since = %v, want %v", got, t0)
+	var running sync.Map
+	var both atomic.Bool
+	lead := func(s *store.Store, name string) (stop func()) {
+		lctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.RunAsLeader(lctx, store.AlertingLockID, 100*time.Millisecond, func(ctx context.Context) {
+				running.Store(name, true)
+				running.Range(func(k, _ any) bool {
+					if k != name {
+						both.Store(true)
+					}
+					return true
+				})
+				<-ctx.Done()
+				running.Delete(name)
+			})
+		}()
+		return func() { cancel(); <-done }
 	}
-	// Still firing later, on this server and on another one: the same since.
-	for _, st := range []*store.Store{s, other} {
-		if got := since(st, t0.Add(10*time.Second)); got == nil || !got.Equal(t0) {
-			t.Fatalf("since = %v, want %v", got, t0)
+	stopA := lead(a, "a")
+	waitFor(t, func() bool { _, ok := running.Load("a"); return ok })
+	stopB := lead(b, "b")
+	defer stopB()
+	time.Sleep(300 * time.Millisecond)
+	if _, ok := running.Load("b"); ok || both.Load() {
+		t.Fatal("two leaders at once")
+	}
+	stopA()
+	waitFor(t, func() bool { _, ok := running.Load("b"); return ok })
+	if both.Load() {
+		t.Fatal("two leaders at once")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
 		}
-	}
-	rateLimited(0)
-	if got := since(other, t0.Add(20*time.Second)); got != nil {
-		t.Fatalf("resolved alert has since %v", got)
-	}
-	if n := queryInt(t, pool, `SELECT count(*) FROM alert_state`); n != 0 {
-		t.Fatalf("%d alert states kept after resolution", n)
-	}
-	rateLimited(500)
-	if got := since(s, t0.Add(30*time.Second)); got == nil || !got.Equal(t0.Add(30*time.Second)) {
-		t.Fatalf("refired since = %v, want %v", got, t0.Add(30*time.Second))
+		time.Sleep(20 * time.Millisecond)
 	}
 }

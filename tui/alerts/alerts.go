@@ -1,5 +1,5 @@
-// Package alerts is the console's alert list from GET /api/v1/alerts: every evaluated condition,
-// firing or not, and since when.
+// Package alerts is the console's alert list from GET /api/v1/alerts: the alerts of the API's
+// rules, firing, pending and recently resolved, and since when.
 package alerts
 
 import (
@@ -98,13 +98,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
-// show takes a fetched answer, firing alerts first.
+// show takes a fetched answer: firing alerts first, then pending, then the rest.
 func (m *Model) show(resp api.AlertsResponse) {
 	m.resp = resp
 	sort.SliceStable(m.resp.Alerts, func(i, j int) bool {
 		a, b := m.resp.Alerts[i], m.resp.Alerts[j]
 		if a.Firing != b.Firing {
 			return a.Firing
+		}
+		if pa, pb := a.State == "pending", b.State == "pending"; pa != pb {
+			return pa
 		}
 		if a.Severity != b.Severity {
 			return a.Severity == "critical"
@@ -213,7 +216,7 @@ func (m *Model) statusLine(now time.Time) string {
 			firing[level(a)]++
 		}
 	}
-	parts := []string{fmt.Sprintf("%d conditions", len(m.resp.Alerts))}
+	parts := []string{fmt.Sprintf("%d alerts", len(m.resp.Alerts))}
 	if firing[theme.LevelCrit]+firing[theme.LevelWarn] == 0 && m.loaded {
 		parts = append(parts, th.Level(theme.LevelOK).Render("none firing"))
 	}
@@ -230,7 +233,7 @@ func (m *Model) statusLine(now time.Time) string {
 
 const (
 	nameW  = 22
-	stateW = 6
+	stateW = 8
 	sinceW = 10
 	valueW = 13
 )
@@ -249,11 +252,16 @@ func (m *Model) rowLine(a api.Alert, selected bool, now time.Time) string {
 	}
 	l := level(a)
 	state, since := "quiet", "-"
-	if a.Firing {
+	switch {
+	case a.Firing:
 		state = "FIRING"
 		if a.Since != nil {
 			since = widget.Age(*a.Since, now)
 		}
+	case a.State == "pending":
+		state, since = "pending", widget.Age(a.ActiveAt, now)
+	case a.State == "resolved" && a.ResolvedAt != nil:
+		state, since = "resolved", widget.Age(*a.ResolvedAt, now)
 	}
 	cols := []string{
 		widget.Fit(th.Bold.Render(a.Name), nameW),
@@ -281,6 +289,12 @@ func (m *Model) detailLines(a api.Alert, now time.Time) []string {
 	}
 	fields := [][2]string{{"severity", a.Severity}, {"firing", firing}, {"since", since},
 		{"value", strconv.FormatFloat(a.Value, 'f', -1, 64)}, {"threshold", strconv.FormatFloat(a.Threshold, 'f', -1, 64)}, {"summary", a.Summary}}
+	if a.State != "" {
+		fields = append(fields, [2]string{"state", a.State}, [2]string{"active since", widget.Clock(a.ActiveAt)})
+	}
+	if a.RunbookURL != "" {
+		fields = append(fields, [2]string{"runbook", a.RunbookURL})
+	}
 	labels := make([]string, 0, len(a.Labels))
 	for k := range a.Labels {
 		labels = append(labels, k)
@@ -291,7 +305,7 @@ func (m *Model) detailLines(a api.Alert, now time.Time) []string {
 	}
 	lines := []string{th.Marker(level(a)) + " " + th.Bold.Render(a.Name) + th.Muted.Render("   esc/enter closes"), ""}
 	for _, f := range fields {
-		lines = append(lines, "  "+th.Muted.Render(widget.Fit(f[0], 16))+" "+f[1])
+		lines = append(lines, "  "+th.Muted.Render(widget.Fit(f[0], 22))+" "+f[1])
 	}
 	return lines
 }

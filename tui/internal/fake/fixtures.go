@@ -123,12 +123,20 @@ func Collectors() []api.Collector {
 
 // Alerts is one critical firing, one warning firing and two quiet conditions.
 func Alerts() api.AlertsResponse {
+	labels := map[string]string{"collector_id": "6f1c1b7e-9a43-4a8e-9f57-3d1f7f0b2a11", "collector_name": "prod-west"}
+	standby := map[string]string{"cluster": "7345012345678901234", "application_name": "standby1", "collector_name": "prod-west"}
 	return api.AlertsResponse{EvaluatedAt: Now.Add(-2 * time.Second), Alerts: []api.Alert{
-		{Name: "CollectorStale", Severity: "critical", Firing: true, Since: ptr(Now.Add(-4 * time.Minute)), Value: 300, Threshold: 30,
-			Summary: "collector prod-west has not pushed for 5m", Labels: map[string]string{"collector": "prod-west"}},
-		{Name: "BufferUtilizationHigh", Severity: "warning", Firing: true, Since: ptr(Now.Add(-90 * time.Second)), Value: 0.83, Threshold: 0.7,
-			Summary: "collector prod-west buffer 83% full", Labels: map[string]string{"collector": "prod-west"}},
-		{Name: "ReplicationSlotLost", Severity: "critical", Firing: false, Value: 0, Threshold: 1, Summary: "no replication slot lost"},
-		{Name: "ReplicationLagHigh", Severity: "warning", Firing: false, Value: 7864320, Threshold: 16777216, Summary: "replay lag under 16 MiB"},
+		{Name: "CollectorStale", Severity: "critical", State: "firing", Firing: true, ActiveAt: Now.Add(-4 * time.Minute),
+			Since: ptr(Now.Add(-4 * time.Minute)), FiredAt: ptr(Now.Add(-4 * time.Minute)), Value: 30, Threshold: 6,
+			Summary: "collector prod-west last pushed 30.0 intervals ago", RunbookURL: "docs/alerts/CollectorStale.md", Labels: labels},
+		{Name: "CollectorBufferHigh", Severity: "warning", State: "firing", Firing: true, ActiveAt: Now.Add(-90 * time.Second),
+			Since: ptr(Now.Add(-90 * time.Second)), FiredAt: ptr(Now.Add(-90 * time.Second)), Value: 83, Threshold: 70,
+			Summary: "collector prod-west buffer 83 % full", RunbookURL: "docs/alerts/CollectorBufferHigh.md", Labels: labels},
+		{Name: "ReplicationLagHigh", Severity: "warning", State: "pending", ActiveAt: Now.Add(-20 * time.Second), Value: 41.5, Threshold: 30,
+			Summary: "standby standby1 replays 41.5 s behind its primary (threshold 30 s)", RunbookURL: "docs/alerts/ReplicationLagHigh.md", Labels: standby},
+		{Name: "ReplicationSlotWALAtRisk", Severity: "warning", State: "resolved", ActiveAt: Now.Add(-20 * time.Minute),
+			FiredAt: ptr(Now.Add(-20 * time.Minute)), ResolvedAt: ptr(Now.Add(-3 * time.Minute)), Value: 1, Threshold: 0,
+			Summary: "replication slot standby1 wal_status is extended", RunbookURL: "docs/alerts/ReplicationSlotWALAtRisk.md",
+			Labels: map[string]string{"cluster": "7345012345678901234", "slot_name": "standby1"}},
 	}}
 }

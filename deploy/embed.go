@@ -1,0 +1,10 @@
+// Package deploy holds what is installed next to the binaries (systemd units, example
+// configurations, Prometheus and Grafana files); the alert rules are embedded as the API's default.
+package deploy
+
+import _ "embed"
+
+// AlertRules is deploy/alerts.toml, the shipped alert rules.
+//
+//go:embed alerts.toml
+var AlertRules []byte
