@@ -191,6 +191,73 @@ func (c *Client) Alerts(ctx context.Context) (api.AlertsResponse, error) {
 	return ar, c.getJSON(ctx, "/alerts", "", nil, "alerts", &ar)
 }
 
+// AlertTest is POST /alerts/test: the delivery self-test's synthetic alert, sent.
+func (c *Client) AlertTest(ctx context.Context) (api.AlertTest, error) {
+	var at api.AlertTest
+	resp, err := c.do(ctx, call{method: http.MethodPost, path: "/alerts/test", want: []int{http.StatusAccepted}})
+	if err != nil {
+		return at, err
+	}
+	return at, decode(resp, "alert test", &at)
+}
+
+// AlertTestStatus is GET /alerts/test/{id}: which Alertmanagers hold the test alert.
+func (c *Client) AlertTestStatus(ctx context.Context, id string) (api.AlertTest, error) {
+	var at api.AlertTest
+	return at, c.getJSON(ctx, "/alerts/test/{id}", id, nil, "alert test", &at)
+}
+
+// AlertTestResolve is DELETE /alerts/test/{id}: the test alert, resolved.
+func (c *Client) AlertTestResolve(ctx context.Context, id string) (api.AlertTest, error) {
+	var at api.AlertTest
+	resp, err := c.do(ctx, call{method: http.MethodDelete, path: "/alerts/test/{id}", pathID: id, want: []int{http.StatusOK}})
+	if err != nil {
+		return at, err
+	}
+	return at, decode(resp, "alert test", &at)
+}
+
+// TestAlertDelivery runs the delivery self-test: sends the synthetic alert, asks every poll until
+// every Alertmanager holds it or wait has passed, then resolves it. It returns the last answer (the
+// caller tells who got it by Alertmanagers[i].OK); an error only when the API could not be asked.
+func (c *Client) TestAlertDelivery(ctx context.Context, wait, poll time.Duration) (api.AlertTest, error) {
+	sent, err := c.AlertTest(ctx)
+	if err != nil {
+		return sent, err
+	}
+	deadline := time.Now().Add(wait)
+	last := sent
+	for {
+		if last, err = c.AlertTestStatus(ctx, sent.ID); err != nil {
+			return last, err
+		}
+		all := true
+		for _, am := range last.Alertmanagers {
+			all = all && am.OK
+		}
+		if all || !time.Now().Before(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+	_, err = c.AlertTestResolve(ctx, sent.ID)
+	return last, err
+}
+
+// CreateSilence is POST /alerts/silences.
+func (c *Client) CreateSilence(ctx context.Context, req api.SilenceRequest) (api.SilenceResponse, error) {
+	var sr api.SilenceResponse
+	resp, err := c.do(ctx, call{method: http.MethodPost, path: "/alerts/silences", body: req, want: []int{http.StatusCreated}})
+	if err != nil {
+		return sr, err
+	}
+	return sr, decode(resp, "silence", &sr)
+}
+
 // Users is GET /users.
 func (c *Client) Users(ctx context.Context) ([]api.User, error) {
 	var ur api.UsersResponse

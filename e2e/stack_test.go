@@ -40,9 +40,9 @@ type stack struct {
 }
 
 // startStack starts a whole stack on a free loopback port with the collector pushing every
-// interval; it is stopped, and its clusters removed, when the test ends. A failed test gets the tail
-// of the API's and the collector's logs.
-func startStack(t *testing.T, interval time.Duration, workload bool) *stack {
+// interval (apiEnv: more environment for the API); it is stopped, and its clusters removed, when
+// the test ends. A failed test gets the tail of the API's and the collector's logs.
+func startStack(t *testing.T, interval time.Duration, workload bool, apiEnv ...string) *stack {
 	t.Helper()
 	stateDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -54,6 +54,7 @@ func startStack(t *testing.T, interval time.Duration, workload bool) *stack {
 		APIAddr:  freeAddr(t),
 		Interval: interval,
 		Workload: workload,
+		APIEnv:   apiEnv,
 	}
 	go func() {
 		runErr <- demo.Run(ctx, opts, func(ctx context.Context, env demo.Env) error {

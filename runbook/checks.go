@@ -43,6 +43,10 @@ func (e *Engine) runCheck(ctx context.Context, s *Step, out *lineWriter) error {
 		return e.checkRegistration(ctx, s, out)
 	case CheckAPIMetrics:
 		return e.checkAPIMetrics(ctx, s, out)
+	case CheckAlertsEvaluated:
+		return e.checkAlertsEvaluated(ctx, s, out)
+	case CheckAlertDelivery:
+		return e.checkAlertDelivery(ctx, s, out)
 	case CheckSmoke:
 		if e.opts.Smoke == nil {
 			return errSmokeNotWired
@@ -322,25 +326,82 @@ func (e *Engine) checkRegistration(ctx context.Context, s *Step, out *lineWriter
 	return nil
 }
 
-func (e *Engine) checkAPIMetrics(ctx context.Context, s *Step, out *lineWriter) error {
+// loggedIn is the step's API client logged in as its username and password.
+func (e *Engine) loggedIn(ctx context.Context, s *Step) (*client.Client, api.TokenPair, string, error) {
 	c, err := e.apiClient(s)
 	if err != nil {
-		return err
+		return nil, api.TokenPair{}, "", err
 	}
 	user, err := e.env.expandStep(s.Username)
 	if err != nil {
-		return err
+		return nil, api.TokenPair{}, "", err
 	}
 	password, err := e.env.expandStep(s.Password)
 	if err != nil {
-		return err
+		return nil, api.TokenPair{}, "", err
 	}
 	tp, err := c.Login(ctx, user, password)
 	if err != nil {
-		return classifyHTTP(fmt.Errorf("login as %s: %w", user, err))
+		return nil, api.TokenPair{}, "", classifyHTTP(fmt.Errorf("login as %s: %w", user, err))
+	}
+	return c.WithToken(tp.AccessToken), tp, user, nil
+}
+
+// alertsFreshness is how recent the alerts-evaluated check wants the last evaluation.
+const alertsFreshness = time.Minute
+
+func (e *Engine) checkAlertsEvaluated(ctx context.Context, s *Step, out *lineWriter) error {
+	c, _, _, err := e.loggedIn(ctx, s)
+	if err != nil {
+		return err
+	}
+	ar, err := c.Alerts(ctx)
+	if err != nil {
+		return classifyHTTP(fmt.Errorf("alerts: %w", err))
+	}
+	states := map[string]int{}
+	for _, a := range ar.Alerts {
+		states[a.State]++
+	}
+	out.println(fmt.Sprintf("GET %s%s/alerts: evaluated %s, %d firing, %d pending, %d resolved", c.BaseURL(), client.APIPrefix,
+		ar.EvaluatedAt.UTC().Format(time.RFC3339), states["firing"], states["pending"], states["resolved"]))
+	if age := time.Since(ar.EvaluatedAt); ar.EvaluatedAt.IsZero() || age > alertsFreshness {
+		return fmt.Errorf("alert rules not evaluated within the last %s: is any API server up and holding the alerting lock?", alertsFreshness)
+	}
+	return nil
+}
+
+func (e *Engine) checkAlertDelivery(ctx context.Context, s *Step, out *lineWriter) error {
+	c, _, _, err := e.loggedIn(ctx, s)
+	if err != nil {
+		return err
+	}
+	res, err := c.TestAlertDelivery(ctx, max(s.EffectiveTimeout()-5*time.Second, 5*time.Second), time.Second)
+	if res.ID == "" {
+		return classifyHTTP(fmt.Errorf("alert delivery test: %w", err))
+	}
+	missing := 0
+	for _, am := range res.Alertmanagers {
+		status := "holds test alert " + res.ID
+		if !am.OK {
+			missing++
+			status = "does not hold test alert " + res.ID + ": " + am.Error
+		}
+		out.println(fmt.Sprintf("%s %s", am.URL, status))
+	}
+	if missing > 0 {
+		return fmt.Errorf("%d of %d Alertmanagers did not get the test alert", missing, len(res.Alertmanagers))
+	}
+	return nil
+}
+
+func (e *Engine) checkAPIMetrics(ctx context.Context, s *Step, out *lineWriter) error {
+	c, tp, user, err := e.loggedIn(ctx, s)
+	if err != nil {
+		return err
 	}
 	since := time.Now().Add(-metricsWindow)
-	samples, err := c.WithToken(tp.AccessToken).Metrics(ctx, client.MetricsQuery{Since: since, Limit: 100})
+	samples, err := c.Metrics(ctx, client.MetricsQuery{Since: since, Limit: 100})
 	if err != nil {
 		return classifyHTTP(fmt.Errorf("metrics: %w", err))
 	}

@@ -476,6 +476,10 @@ func TestChecksReportFailures(t *testing.T) {
 		{"loopback-only env refuses a remote database", `check = "postgres"` + "\ndatabase = \"postgres://u@192.0.2.1/x\"", map[string]string{}, "loopback", nil},
 		{"tls on plain http", `check = "tls-expiry"` + "\nurl = \"${API_URL}\"", map[string]string{"API_URL": bare.URL}, "https:// URL", nil},
 		{"smoke not wired", `check = "smoke"`, map[string]string{}, "smoke suite not wired", nil},
+		{"alert rules not evaluated", `check = "alerts-evaluated"` + "\nurl = \"${API_URL}\"\nusername = \"u\"\npassword = \"${P}\"",
+			map[string]string{"API_URL": bare.URL, "P": "p"}, "not evaluated within the last 1m0s", nil},
+		{"an Alertmanager without the test alert", `check = "alert-delivery"` + "\nurl = \"${API_URL}\"\nusername = \"u\"\npassword = \"${P}\"\ntimeout = \"6s\"",
+			map[string]string{"API_URL": (&fakeAPI{status: "healthy", user: "u", pass: "p", amMissing: true}).server(t).URL, "P": "p"}, "1 of 2 Alertmanagers did not get the test alert", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -490,6 +494,21 @@ func TestChecksReportFailures(t *testing.T) {
 			}
 			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
 				t.Errorf("error %v is not %v", err, tt.wantIs)
+			}
+		})
+	}
+}
+
+// TestAlertChecksPass: the alert checks against an API that evaluates and delivers.
+func TestAlertChecksPass(t *testing.T) {
+	srv := (&fakeAPI{status: "healthy", user: "u", pass: "p", evaluatedAt: time.Now()}).server(t)
+	for _, check := range []string{"alerts-evaluated", "alert-delivery"} {
+		t.Run(check, func(t *testing.T) {
+			rb := mustParse(t, "title = \"c\"\n[[phase]]\nid = \"p\"\ntitle = \"P\"\n[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"check\"\ncheck = \""+
+				check+"\"\nurl = \"${API_URL}\"\nusername = \"u\"\npassword = \"${P}\"\n")
+			e := newTestEngine(t, rb, mustEnv(t, true, map[string]string{"API_URL": srv.URL, "P": "p"}, nil), Options{})
+			if st, err := e.Run(context.Background(), Target{Phase: "p"}); err != nil || st.Status != StatusSucceeded {
+				t.Fatalf("status %s, %v", st.Status, err)
 			}
 		})
 	}

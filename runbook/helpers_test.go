@@ -27,6 +27,8 @@ type fakeAPI struct {
 	rateLimited   int // the next rateLimited health requests get 429 with Retry-After: 1
 	registrations int
 	deletions     int
+	evaluatedAt   time.Time // of GET /alerts
+	amMissing     bool      // the second Alertmanager never holds the test alert
 	mu            sync.Mutex
 }
 
@@ -56,6 +58,25 @@ func (f *fakeAPI) server(t *testing.T) *httptest.Server {
 		}
 		writeJSON(w, code, api.Health{Status: f.status, Uptime: 42, Version: "3.2.0",
 			Checks: map[string]string{"database": f.status, "cache": "healthy"}})
+	})
+	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, api.AlertsResponse{EvaluatedAt: f.evaluatedAt, Alerts: []api.Alert{{Name: "X", State: "firing"}}})
+	})
+	ams := func() []api.AlertmanagerResult {
+		r := []api.AlertmanagerResult{{URL: "http://am1", OK: true}, {URL: "http://am2", OK: !f.amMissing}}
+		if f.amMissing {
+			r[1].Error = "not received (yet)"
+		}
+		return r
+	}
+	mux.HandleFunc("POST /api/v1/alerts/test", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusAccepted, api.AlertTest{ID: "0123456789abcdef0123456789abcdef", Alertmanagers: ams()})
+	})
+	mux.HandleFunc("GET /api/v1/alerts/test/{id}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.AlertTest{ID: r.PathValue("id"), Alertmanagers: ams()})
+	})
+	mux.HandleFunc("DELETE /api/v1/alerts/test/{id}", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.AlertTest{ID: r.PathValue("id"), Alertmanagers: ams()})
 	})
 	mux.HandleFunc("POST /api/v1/collectors/register", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Registration-Secret") != f.secret {

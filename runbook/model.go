@@ -88,10 +88,12 @@ const (
 	CheckRegistration    Check = "registration"     // POST {url}/api/v1/collectors/register answers 201 with a token
 	CheckAPIMetrics      Check = "api-metrics"      // login, then GET {url}/api/v1/metrics returns recent samples
 	CheckSmoke           Check = "smoke"            // the whole smoke suite
+	CheckAlertsEvaluated Check = "alerts-evaluated" // login, then GET {url}/api/v1/alerts was evaluated within a minute
+	CheckAlertDelivery   Check = "alert-delivery"   // login, then a synthetic alert reaches every Alertmanager
 )
 
 var checks = []Check{CheckHTTPHealth, CheckSecurityHeaders, CheckTLSExpiry, CheckPostgres, CheckPgMonitor,
-	CheckRegistration, CheckAPIMetrics, CheckSmoke}
+	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery}
 
 // Duration is a time.Duration written as a Go duration string ("30s", "5m", "1h30m").
 type Duration time.Duration

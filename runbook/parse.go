@@ -177,10 +177,13 @@ var (
 		CheckRegistration:    {"url", "secret", "name", "hostname", "username", "password"},
 		CheckAPIMetrics:      {"url", "username", "password"},
 		CheckSmoke:           nil,
+		CheckAlertsEvaluated: {"url", "username", "password"},
+		CheckAlertDelivery:   {"url", "username", "password"},
 	}
 	checkRequired = map[Check][]string{
 		CheckHTTPHealth: {"url"}, CheckSecurityHeaders: {"url"}, CheckTLSExpiry: {"url"},
 		CheckRegistration: {"url", "secret", "name", "hostname"}, CheckAPIMetrics: {"url", "username", "password"},
+		CheckAlertsEvaluated: {"url", "username", "password"}, CheckAlertDelivery: {"url", "username", "password"},
 	}
 )
 

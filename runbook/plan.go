@@ -139,6 +139,14 @@ func (e *Engine) planCheck(s *Step, resolve func(field, v string) string, would 
 		resolve("password", s.Password)
 		would("POST %s/api/v1/auth/login as %s, then GET %s/api/v1/metrics: expect samples from the last %s",
 			base, e.env.Redact(resolve("username", s.Username)), base, metricsWindow)
+	case CheckAlertsEvaluated:
+		resolve("password", s.Password)
+		would("POST %s/api/v1/auth/login as %s, then GET %s/api/v1/alerts: expect an evaluation within the last %s",
+			base, e.env.Redact(resolve("username", s.Username)), base, alertsFreshness)
+	case CheckAlertDelivery:
+		resolve("password", s.Password)
+		would("POST %s/api/v1/auth/login as %s, then POST %s/api/v1/alerts/test: expect every Alertmanager to hold the test alert",
+			base, e.env.Redact(resolve("username", s.Username)), base)
 	case CheckSmoke:
 		would("run the smoke suite")
 		if e.opts.Smoke == nil {

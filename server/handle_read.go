@@ -99,6 +99,16 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 			h.Status = "degraded"
 		}
 	}
+	// Alert delivery failing is degraded, not down: the API serves on, and the delivery retries.
+	if s.notifier != nil {
+		h.Checks["alertmanager"] = "healthy"
+		if s.notifier.failing() {
+			h.Checks["alertmanager"] = "degraded"
+			if h.Status == "healthy" {
+				h.Status = "degraded"
+			}
+		}
+	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}

@@ -210,15 +210,23 @@ func TestRequestStatsFeedAlerts(t *testing.T) {
 		t.Fatalf("request_stats: %d requests, %d auth failures", requests, authFailures)
 	}
 	// The background evaluation (every 200 ms here) fires the shipped FailedAuthHigh rule.
-	var ar api.AlertsResponse
+	var (
+		ar api.AlertsResponse
+		a  api.Alert
+	)
 	waitFor(t, func() bool {
 		r := ts.do(req{method: "GET", path: "/api/v1/alerts", token: viewer})
 		mustStatus(t, r, http.StatusOK)
 		ar = api.AlertsResponse{}
 		r.decode(t, &ar)
-		return len(ar.Alerts) > 0
+		for _, x := range ar.Alerts {
+			if x.Name == "FailedAuthHigh" {
+				a = x
+				return true
+			}
+		}
+		return false
 	})
-	a := ar.Alerts[0]
 	if ar.EvaluatedAt.IsZero() || a.Name != "FailedAuthHigh" || a.State != "firing" || !a.Firing || a.Since == nil ||
 		a.Value < 7 || a.Threshold != 5 || a.RunbookURL != "docs/alerts/FailedAuthHigh.md" || !strings.Contains(a.Summary, "failed authentication") {
 		t.Fatalf("alerts %+v", ar)

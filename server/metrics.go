@@ -33,6 +33,7 @@ type metrics struct {
 
 	evaluationSeconds  prometheus.Histogram
 	evaluationFailures prometheus.Counter
+	notifications      *prometheus.CounterVec
 	collectors         *collectorStatus
 }
 
@@ -105,6 +106,10 @@ func newMetrics() *metrics {
 			Name: "pganalytics_api_alert_evaluation_failures_total",
 			Help: "Evaluations of the alert rules that failed.",
 		}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pganalytics_api_alert_notifications_total",
+			Help: "Alerts posted to Alertmanager by this server, by Alertmanager URL and result (sent, failed: retried).",
+		}, []string{"alertmanager", "result"}),
 		collectors: newCollectorStatus(10 * time.Minute),
 	}
 	// Known label values start at zero so that rate() and alert rules see the series from the start.
@@ -125,7 +130,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.duration, m.inFlight, m.authFailures, m.rateLimited, m.ingestSamples,
 		m.ingestErrors, m.dbErrors, m.sseClients, m.sseDropped, m.sseRefused, m.auditFailures, m.clientErrors,
-		m.pushBusy, m.pushMemory, m.evaluationSeconds, m.evaluationFailures, m.collectors,
+		m.pushBusy, m.pushMemory, m.evaluationSeconds, m.evaluationFailures, m.notifications, m.collectors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

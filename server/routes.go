@@ -49,6 +49,10 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /api/v1/users/{id}", admin(s.handleDeleteUser))
 	handle("GET /api/v1/audit", admin(s.handleAudit))
 	handle("GET /api/v1/alerts", viewer(s.handleAlerts))
+	handle("POST /api/v1/alerts/test", operator(s.handleAlertTest))
+	handle("GET /api/v1/alerts/test/{id}", operator(s.handleAlertTestStatus))
+	handle("DELETE /api/v1/alerts/test/{id}", operator(s.handleAlertTestResolve))
+	handle("POST /api/v1/alerts/silences", operator(s.handleCreateSilence))
 	if s.cfg.Metrics.ListenAddr == "" {
 		handle(routePrometheus, s.handlePrometheus)
 	}

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,7 +93,8 @@ type Server struct {
 	regSecret  [sha256.Size]byte
 	handler    http.Handler
 
-	rules atomic.Pointer[alerting.Rules]
+	rules    atomic.Pointer[alerting.Rules]
+	notifier *notifier // nil without Alertmanagers
 
 	prometheus     http.Handler
 	metricsToken   []byte       // SHA-256 of metrics.bearer_token, nil when /metrics is open
@@ -171,6 +173,21 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.rules.Store(rules)
+	if a := cfg.Alerting; len(a.AlertmanagerURLs) > 0 {
+		generator := ""
+		if a.ExternalURL != "" {
+			generator = strings.TrimSuffix(a.ExternalURL, "/") + "/api/v1/alerts"
+		}
+		s.notifier = newNotifier(a.AlertmanagerURLs, a.ResendInterval.D(), generator, a.RunbookBaseURL,
+			func(url string, n int, err error) {
+				result := "sent"
+				if err != nil {
+					result = "failed"
+					s.log.Warn("alert delivery failed; retried at the next evaluation", "alertmanager", url, "alerts", n, "err", err)
+				}
+				s.metrics.notifications.WithLabelValues(url, result).Add(float64(n))
+			})
+	}
 	s.prometheus = promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{ErrorLog: promErrorLog{s.log}})
 	if t := cfg.Metrics.BearerToken; t != "" {
 		sum := sha256.Sum256([]byte(t))
@@ -384,6 +401,9 @@ func (s *Server) evaluate(ctx context.Context, now time.Time) error {
 	next := alerting.Evaluate(s.rules.Load(), obs, prev.Alerts, now)
 	if err := s.store.SaveAlerts(ctx, now, s.name, next); err != nil {
 		return err
+	}
+	if s.notifier != nil {
+		s.notifier.notify(ctx, next, now)
 	}
 	s.metrics.evaluationSeconds.Observe(time.Since(start).Seconds())
 	return nil

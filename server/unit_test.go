@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/alerting"
 )
 
 func TestClientIP(t *testing.T) {
@@ -248,5 +250,59 @@ func TestPushGate(t *testing.T) {
 	b.leave()
 	if g.used != 0 || len(g.active) != 0 {
 		t.Fatalf("left behind: used %d, active %v", g.used, g.active)
+	}
+}
+
+// TestNotifierWhatIsDue: firing alerts are sent once per resend interval, resolved ones once and
+// only if sent firing before, pending ones never; a failed post is retried after a backoff.
+func TestNotifierWhatIsDue(t *testing.T) {
+	var posts [][]amAlert
+	fail := false
+	am := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var got []amAlert
+		_ = json.NewDecoder(r.Body).Decode(&got)
+		if fail {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		posts = append(posts, got)
+	}))
+	defer am.Close()
+	results := 0
+	n := newNotifier([]string{am.URL}, time.Minute, "https://api/api/v1/alerts", "https://docs/", func(string, int, error) { results++ })
+	t0 := time.Now()
+	firing := alerting.Alert{Rule: "R", Severity: "critical", Key: "k", State: alerting.StateFiring, FiredAt: t0,
+		Labels: map[string]string{"cluster": "7", "empty": ""}, Summary: "s", RunbookURL: "docs/alerts/R.md"}
+	pending := alerting.Alert{Rule: "P", Severity: "warning", Key: "k", State: alerting.StatePending}
+	n.notify(t.Context(), []alerting.Alert{firing, pending}, t0)
+	n.notify(t.Context(), []alerting.Alert{firing, pending}, t0.Add(30*time.Second))
+	if len(posts) != 1 || len(posts[0]) != 1 {
+		t.Fatalf("posts %+v", posts)
+	}
+	w := posts[0][0]
+	if w.Labels["alertname"] != "R" || w.Labels["severity"] != "critical" || w.Labels["cluster"] != "7" || w.Labels["empty"] != "" ||
+		w.Annotations["runbook_url"] != "https://docs/docs/alerts/R.md" || !w.EndsAt.Equal(t0.Add(4*time.Minute)) {
+		t.Fatalf("sent %+v", w)
+	}
+	n.notify(t.Context(), []alerting.Alert{firing}, t0.Add(61*time.Second))
+	if len(posts) != 2 {
+		t.Fatalf("not resent after the interval: %d posts", len(posts))
+	}
+	resolved := firing
+	resolved.State, resolved.ResolvedAt = alerting.StateResolved, t0.Add(70*time.Second)
+	fail = true
+	n.notify(t.Context(), []alerting.Alert{resolved}, t0.Add(70*time.Second))
+	if !n.failing() {
+		t.Fatal("a failed post does not show")
+	}
+	n.notify(t.Context(), []alerting.Alert{resolved}, t0.Add(70*time.Second+500*time.Millisecond)) // within the backoff
+	fail = false
+	n.notify(t.Context(), []alerting.Alert{resolved}, t0.Add(72*time.Second))
+	if len(posts) != 3 || !posts[2][0].EndsAt.Equal(resolved.ResolvedAt) || n.failing() || results != 4 {
+		t.Fatalf("resolved: %d posts, %d results, failing %v", len(posts), results, n.failing())
+	}
+	n.notify(t.Context(), []alerting.Alert{resolved}, t0.Add(200*time.Second))
+	if len(posts) != 3 {
+		t.Fatal("a resolved alert sent twice")
 	}
 }

@@ -31,6 +31,7 @@ func newRootCmd() *cobra.Command {
 		newRunbookCmd(),
 		newRollbackCmd(),
 		newReplicationCmd(),
+		newAlertsCmd(),
 		newDemoCmd(),
 		&cobra.Command{
 			Use:   "version",

@@ -204,6 +204,36 @@ type Alert struct {
 	Labels      map[string]string `json:"labels,omitempty"`
 }
 
+// AlertTest answers the delivery self-test: POST /api/v1/alerts/test (sent), GET
+// /api/v1/alerts/test/{id} (held by each Alertmanager), DELETE /api/v1/alerts/test/{id} (resolved).
+type AlertTest struct {
+	ID            string               `json:"id"`
+	Alertmanagers []AlertmanagerResult `json:"alertmanagers"`
+}
+
+// AlertmanagerResult is one Alertmanager's answer.
+type AlertmanagerResult struct {
+	URL   string `json:"url"`
+	OK    bool   `json:"ok"`
+	ID    string `json:"id,omitempty"` // a created silence's id
+	Error string `json:"error,omitempty"`
+}
+
+// SilenceRequest is POST /api/v1/alerts/silences: silence the alerts whose labels equal every
+// matcher, for Duration (a Go duration, 1m..168h), saying why.
+type SilenceRequest struct {
+	Matchers map[string]string `json:"matchers"`
+	Duration string            `json:"duration"`
+	Comment  string            `json:"comment"`
+}
+
+// SilenceResponse answers a silence: when it holds, and each Alertmanager's silence id.
+type SilenceResponse struct {
+	StartsAt      time.Time            `json:"starts_at"`
+	EndsAt        time.Time            `json:"ends_at"`
+	Alertmanagers []AlertmanagerResult `json:"alertmanagers"`
+}
+
 // AlertsResponse is GET /api/v1/alerts.
 type AlertsResponse struct {
 	EvaluatedAt time.Time `json:"evaluated_at"`

@@ -33,6 +33,7 @@ type Options struct {
 	APIAddr  string        // loopback listen address of the API, default 127.0.0.1:8080
 	Interval time.Duration // collector interval, default 5s
 	Workload bool          // keep writing to the primary so lag moves
+	APIEnv   []string      // more environment for the API, e.g. ALERTMANAGER_URLS=http://127.0.0.1:9093
 	Out      io.Writer     // progress lines for the person running the demo
 	Logger   *slog.Logger
 }
@@ -58,8 +59,9 @@ type Stack struct {
 
 // Names of the stack's processes, for Kill, Restart and PID.
 const (
-	ProcessAPI       = "api"
-	ProcessCollector = "collector"
+	ProcessAPI          = "api"
+	ProcessCollector    = "collector"
+	ProcessAlertmanager = "alertmanager"
 )
 
 // process is a supervised program and the command line to start it again.
@@ -212,6 +214,17 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		"CORS_ALLOWED_ORIGINS=" + vars["PGACTL_CORS_ORIGIN"],
 	}
 
+	// Alertmanager, when installed (make deps installs it), so that the alerts' whole path runs:
+	// `pgactl alerts test` proves delivery, its web UI shows what the API sends.
+	if amURL, err := st.startAlertmanager(ctx); err != nil {
+		return Env{}, err
+	} else if amURL != "" {
+		step("started Alertmanager on %s (alerts are delivered there; it has no receivers)", amURL)
+		vars["ALERTMANAGER_URL"] = amURL
+		apiEnv = append(apiEnv, "ALERTMANAGER_URLS="+amURL, "ALERT_EVALUATION_INTERVAL=5s")
+	}
+	apiEnv = append(apiEnv, o.APIEnv...) // the caller's last: they win
+
 	step("migrating the metrics store")
 	if out, err := runOnce(ctx, apiEnv, "", apiBin, "migrate"); err != nil {
 		return Env{}, fmt.Errorf("migrate: %w: %s", err, out)
@@ -260,6 +273,54 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		return Env{}, err
 	}
 	return Env{File: file, Vars: vars, Stack: st}, nil
+}
+
+// alertmanagerBinary is Debian's Alertmanager server.
+const alertmanagerBinary = "prometheus-alertmanager"
+
+// startAlertmanager runs Alertmanager on a free loopback port with a receiver that sends nowhere,
+// and returns its URL; "" when it is not installed.
+func (st *Stack) startAlertmanager(ctx context.Context) (string, error) {
+	bin, err := exec.LookPath(alertmanagerBinary)
+	if err != nil {
+		return "", nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("alertmanager port: %w", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(st.dir, "alertmanager.yml")
+	const conf = "# Written by pgactl demo: every alert is kept and shown, none is sent on.\n" +
+		"route:\n  receiver: demo\n  group_by: [alertname, cluster]\n  group_wait: 5s\nreceivers:\n  - name: demo\n"
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", cfg, err)
+	}
+	p, err := st.spawn(ProcessAlertmanager, nil, filepath.Join(st.dir, "alertmanager.log"), bin,
+		"--config.file="+cfg, "--storage.path="+filepath.Join(st.dir, "alertmanager"),
+		"--web.listen-address="+addr, "--cluster.listen-address=")
+	if err != nil {
+		return "", err
+	}
+	url := "http://" + addr
+	client := &http.Client{Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		select {
+		case <-p.done:
+			return "", fmt.Errorf("alertmanager exited: %v (log: %s)", p.err, p.logFile)
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		if resp, err := client.Get(url + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("alertmanager not ready within 30s (log: %s)", p.logFile)
 }
 
 // checkLoopback refuses to bind the demo anywhere but loopback.

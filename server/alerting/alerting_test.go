@@ -41,7 +41,7 @@ func TestParseRefusals(t *testing.T) {
 		{"bad duration", ok + "for = \"soon\"\n", `invalid duration "soon"`},
 		{"unknown quantity", strings.Replace(ok, "replay_lag_seconds", "lag", 1), `alerts.toml:1: rule "LagHigh": unknown quantity "lag"`},
 		{"finer scope than observed", ok + "scope = \"slot\"\n", `scope "slot": replay_lag_seconds is observed per standby`},
-		{"no threshold", strings.Replace(ok, "warning = 30\n", "", 1), "needs a warning or a critical threshold"},
+		{"no threshold", strings.Replace(ok, "warning = 30\n", "", 1), "needs an info, a warning or a critical threshold"},
 		{"critical before warning", ok + "critical = 10\n", "critical threshold must be beyond"},
 		{"bad template", strings.Replace(ok, `"x"`, `"{{.Nope"`, 1), "summary:"},
 		{"bad override regexp", ok + "[[rule.override]]\nmatch = { application_name = \"(\" }\n", "override 1: match application_name"},

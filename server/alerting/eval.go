@@ -1,18 +1,30 @@
 package alerting
 
 import (
-	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // Severities; each threshold of a rule is an alert of its own.
 const (
+	SeverityInfo     = "info" // for the record: routed, never paged (the Watchdog)
 	SeverityWarning  = "warning"
 	SeverityCritical = "critical"
 )
+
+// severityRank orders severities, the most severe first.
+func severityRank(s string) int {
+	switch s {
+	case SeverityCritical:
+		return 0
+	case SeverityWarning:
+		return 1
+	}
+	return 2
+}
 
 // States of an alert.
 const (
@@ -71,12 +83,12 @@ func Evaluate(rs *Rules, obs []Observation, prev []Alert, now time.Time) []Alert
 	for i := range rs.Rules {
 		r := &rs.Rules[i]
 		for _, g := range group(r, byQuantity[r.Quantity]) {
-			for _, sev := range []string{SeverityCritical, SeverityWarning} {
+			for _, sev := range []string{SeverityCritical, SeverityWarning, SeverityInfo} {
 				threshold, forDur, ok := r.threshold(sev, g.labels)
 				if !ok {
 					continue
 				}
-				a := Alert{Rule: r.Name, Severity: sev, Key: labelKey(g.labels), Labels: r.alertLabels(g.labels),
+				a := Alert{Rule: r.Name, Severity: sev, Key: g.key, Labels: r.alertLabels(g.labels),
 					Value: g.value, Threshold: threshold, RunbookURL: r.RunbookURL}
 				holds := g.value > threshold
 				if r.Below {
@@ -106,10 +118,7 @@ func Evaluate(rs *Rules, obs []Observation, prev []Alert, now time.Time) []Alert
 			return c
 		}
 		if a.Severity != b.Severity {
-			if a.Severity == SeverityCritical {
-				return -1
-			}
-			return 1
+			return severityRank(a.Severity) - severityRank(b.Severity)
 		}
 		return strings.Compare(a.Key, b.Key)
 	})
@@ -165,6 +174,7 @@ func step(prev, cur Alert, holds bool, forDur, keepFiring time.Duration, now tim
 
 type observed struct {
 	labels map[string]string
+	key    string // labelKey(labels)
 	value  float64
 }
 
@@ -172,11 +182,12 @@ type observed struct {
 // lowest for a Below rule) among those sharing the scope's labels.
 func group(r *Rule, obs []Observation) []observed {
 	keys := ScopeLabels(r.Scope)
+	aggregate := scopeRank(r.Scope) < scopeRank(mustQuantity(r.Quantity).Scope)
 	index := map[string]int{}
 	var out []observed
 	for _, o := range obs {
 		labels := o.Labels
-		if scopeRank(r.Scope) < scopeRank(mustQuantity(r.Quantity).Scope) {
+		if aggregate {
 			labels = make(map[string]string, len(keys))
 			for _, k := range keys {
 				labels[k] = o.Labels[k]
@@ -186,7 +197,7 @@ func group(r *Rule, obs []Observation) []observed {
 		i, ok := index[k]
 		if !ok {
 			index[k] = len(out)
-			out = append(out, observed{labels: labels, value: o.Value})
+			out = append(out, observed{labels: labels, key: k, value: o.Value})
 			continue
 		}
 		if worse := o.Value > out[i].value; worse != r.Below && o.Value != out[i].value {
@@ -205,8 +216,11 @@ func mustQuantity(name string) Quantity {
 // when the rule has no such threshold for it.
 func (r *Rule) threshold(sev string, labels map[string]string) (float64, time.Duration, bool) {
 	t, forDur := r.Warning, r.For.D()
-	if sev == SeverityCritical {
+	switch sev {
+	case SeverityCritical:
 		t = r.Critical
+	case SeverityInfo:
+		t = r.Info
 	}
 	for _, o := range r.Overrides {
 		if !o.matches(labels) {
@@ -262,7 +276,9 @@ func labelKey(labels map[string]string) string {
 		if b.Len() > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "%s=%q", k, labels[k])
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(labels[k]))
 	}
 	return b.String()
 }

@@ -64,6 +64,11 @@ func Quantities() []Quantity {
 		{"replay_lag_bytes", ScopeStandby, "standby replay lag in bytes, as its primary reports it"},
 		{"slot_inactive", ScopeSlot, "1 when a replication slot has no active consumer"},
 		{"slot_wal_status", ScopeSlot, "pg_replication_slots.wal_status: 0 reserved, 1 extended, 2 unreserved, 3 lost"},
+		{"slot_time_to_loss_seconds", ScopeSlot, "seconds until a slot's retained WAL outgrows safe_wal_size, at its growth rate of the last 15 minutes (absent while it does not grow or has no limit)"},
+		{"xid_wraparound_percent", ScopeInstance, "transaction IDs used towards wraparound, in % (worst database; pg_database_xid_wraparound_pct)"},
+		{"archiver_failures_15m", ScopeInstance, "WAL archiving failures in the last 15 minutes (pg_archiver_failed_total's increase)"},
+		{"cluster_primaries", ScopeCluster, "monitored primaries that answer in a cluster (one system identifier), over every collector"},
+		{"watchdog", ScopeGlobal, "always 1 while an API server evaluates the rules: the dead man's switch"},
 	}
 }
 
@@ -109,14 +114,15 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return d.d }
 
-// Rule is one alert rule: a quantity at a scope, compared with a warning and a critical threshold
-// (each its own alert, as Alertmanager inhibits the warning while the critical fires).
+// Rule is one alert rule: a quantity at a scope, compared with an info, a warning and a critical
+// threshold (each its own alert, as Alertmanager inhibits the warning while the critical fires).
 type Rule struct {
 	Name     string   `toml:"name"`
 	Quantity string   `toml:"quantity"`
 	Scope    string   `toml:"scope"`
 	Warning  *float64 `toml:"warning"`
 	Critical *float64 `toml:"critical"`
+	Info     *float64 `toml:"info"` // an alert for the record (severity info), e.g. the Watchdog
 	// Below fires when the value is under the threshold instead of over it.
 	Below bool     `toml:"below"`
 	For   Duration `toml:"for"`
@@ -238,8 +244,8 @@ func (r *Rule) check() error {
 		return fmt.Errorf("unknown scope %q (global, collector, cluster, instance, standby or slot)", r.Scope)
 	case scopeRank(r.Scope) > scopeRank(q.Scope) || (scopeRank(r.Scope) == scopeRank(q.Scope) && r.Scope != q.Scope):
 		return fmt.Errorf("scope %q: %s is observed per %s, so a rule can only aggregate it to a coarser scope", r.Scope, q.Name, q.Scope)
-	case r.Warning == nil && r.Critical == nil:
-		return errors.New("needs a warning or a critical threshold")
+	case r.Warning == nil && r.Critical == nil && r.Info == nil:
+		return errors.New("needs an info, a warning or a critical threshold")
 	case r.Warning != nil && r.Critical != nil && (!r.Below && *r.Critical < *r.Warning || r.Below && *r.Critical > *r.Warning):
 		return errors.New("the critical threshold must be beyond the warning one")
 	case r.Summary == "":

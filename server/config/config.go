@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -80,6 +81,11 @@ type Metrics struct {
 type Alerting struct {
 	RulesFile          string   `toml:"rules_file"` // "" for the shipped rules (deploy/alerts.toml)
 	EvaluationInterval Duration `toml:"evaluation_interval"`
+	// AlertmanagerURLs are every Alertmanager to deliver to (each one, not a balancer in front).
+	AlertmanagerURLs []string `toml:"alertmanager_urls"`
+	ResendInterval   Duration `toml:"resend_interval"`
+	ExternalURL      string   `toml:"external_url"`     // this API as people reach it, for generatorURL
+	RunbookBaseURL   string   `toml:"runbook_base_url"` // prefixes a rule's relative runbook_url
 }
 
 // Auth configures token lifetimes and the login lock-out.
@@ -141,7 +147,7 @@ func Default() Config {
 			Retention:      Duration(30 * 24 * time.Hour),
 			AutoMigrate:    true,
 		},
-		Alerting: Alerting{EvaluationInterval: Duration(15 * time.Second)},
+		Alerting: Alerting{EvaluationInterval: Duration(15 * time.Second), ResendInterval: Duration(time.Minute)},
 		Auth: Auth{
 			AccessTokenTTL:             Duration(15 * time.Minute),
 			RefreshTokenTTL:            Duration(7 * 24 * time.Hour),
@@ -228,6 +234,14 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("CORS_ALLOWED_ORIGINS"); v != "" {
 		c.CORSAllowedOrigins = splitList(v)
 	}
+	if v := getenv("ALERT_EVALUATION_INTERVAL"); v != "" {
+		if err := c.Alerting.EvaluationInterval.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("ALERT_EVALUATION_INTERVAL: %w", err)
+		}
+	}
+	if v := getenv("ALERTMANAGER_URLS"); v != "" {
+		c.Alerting.AlertmanagerURLs = splitList(v)
+	}
 	if v := getenv("TRUSTED_PROXIES"); v != "" {
 		c.TrustedProxies = splitList(v)
 	}
@@ -312,10 +326,19 @@ func (c *Config) check() error {
 		{"limits.shutdown_timeout", c.Limits.ShutdownTimeout},
 		{"limits.push_decode_timeout", c.Limits.PushDecodeTimeout},
 		{"alerting.evaluation_interval", c.Alerting.EvaluationInterval},
+		{"alerting.resend_interval", c.Alerting.ResendInterval},
 	}
 	for _, p := range positive {
 		if p.v <= 0 {
 			return fmt.Errorf("%s %s: want a positive duration", p.name, p.v.D())
+		}
+	}
+	for _, u := range append(slices.Clone(c.Alerting.AlertmanagerURLs), c.Alerting.ExternalURL, c.Alerting.RunbookBaseURL) {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return fmt.Errorf("alerting: %q is not an http(s) URL", u)
 		}
 	}
 	if c.Alerting.EvaluationInterval.D() < 100*time.Millisecond {

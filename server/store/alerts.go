@@ -43,10 +43,115 @@ func (s *Store) Observe(ctx context.Context, now time.Time) ([]alerting.Observat
 	if err := s.collectorFindings(ctx, now, &obs); err != nil {
 		return nil, err
 	}
-	if err := s.snapshotFindings(ctx, &obs); err != nil {
+	members, err := s.snapshotFindings(ctx, &obs)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.sampleFindings(ctx, now, members, &obs); err != nil {
 		return nil, err
 	}
 	return obs, nil
+}
+
+// member is a monitored instance as the snapshots name it, found by its collector and address
+// (the samples' "instance" label).
+type member struct{ collectorID, address string }
+
+type memberRef struct{ collectorName, cluster, name string }
+
+// Quantities read from the samples of the last sampleWindow; a growth rate needs samples
+// spanning at least minGrowthSpan.
+const (
+	sampleWindow  = 15 * time.Minute
+	minGrowthSpan = 20 * time.Second
+)
+
+// sampleFindings observes what needs a metric's recent history: transaction ID wraparound, the
+// archiver's failures, and each replication slot's time to loss at its retained-WAL growth rate.
+func (s *Store) sampleFindings(ctx context.Context, now time.Time, members map[member]memberRef, obs *observations) error {
+	rows, err := s.pool.Query(ctx, `
+		-- The first and the last sample of each series in the window: two index probes a series.
+		SELECT se.collector_id::text, se.name, se.labels, l.value, f.value,
+		       extract(epoch FROM l.at - f.at)::float8
+		  FROM series se
+		  JOIN collectors c ON c.id = se.collector_id AND c.deleted_at IS NULL
+		 CROSS JOIN LATERAL (
+		       SELECT sa.value, sa."timestamp" AS at FROM samples sa
+		        WHERE sa.collector_id = se.collector_id AND sa.series_id = se.id
+		          AND sa."timestamp" > $2::timestamptz - $3::bigint * interval '1 microsecond' AND sa."timestamp" <= $2
+		        ORDER BY sa."timestamp" DESC LIMIT 1) l
+		 CROSS JOIN LATERAL (
+		       SELECT sa.value, sa."timestamp" AS at FROM samples sa
+		        WHERE sa.collector_id = se.collector_id AND sa.series_id = se.id
+		          AND sa."timestamp" > $2::timestamptz - $3::bigint * interval '1 microsecond' AND sa."timestamp" <= $2
+		        ORDER BY sa."timestamp" LIMIT 1) f
+		 WHERE se.name = ANY($1)`,
+		[]string{"pg_database_xid_wraparound_pct", "pg_archiver_failed_total", "pg_replication_slot_retained_bytes",
+			"pg_replication_slot_safe_wal_size_bytes"}, now, sampleWindow.Microseconds())
+	if err != nil {
+		return fmt.Errorf("evaluate sample alerts: %w", err)
+	}
+	defer rows.Close()
+	type slotKey struct{ collectorID, instance, slot string }
+	type slotSeries struct {
+		growth, span, safe   float64
+		haveGrowth, haveSafe bool
+		labels               map[string]string
+	}
+	slots := map[slotKey]*slotSeries{}
+	for rows.Next() {
+		var (
+			collectorID, name string
+			labels            map[string]string
+			last, first, span float64
+		)
+		if err := rows.Scan(&collectorID, &name, &labels, &last, &first, &span); err != nil {
+			return fmt.Errorf("evaluate sample alerts: %w", err)
+		}
+		ref, ok := members[member{collectorID, labels["instance"]}]
+		if !ok {
+			continue // an instance no snapshot places in a cluster
+		}
+		l := map[string]string{"collector_id": collectorID, "collector_name": ref.collectorName, "cluster": ref.cluster, "instance": ref.name}
+		switch name {
+		case "pg_database_xid_wraparound_pct":
+			l["datname"] = labels["datname"]
+			obs.add("xid_wraparound_percent", last, l)
+		case "pg_archiver_failed_total":
+			increase := last - first
+			if increase < 0 {
+				increase = last // the counter was reset (a restart) within the window
+			}
+			obs.add("archiver_failures_15m", increase, l)
+		case "pg_replication_slot_retained_bytes", "pg_replication_slot_safe_wal_size_bytes":
+			k := slotKey{collectorID, labels["instance"], labels["slot_name"]}
+			sl := slots[k]
+			if sl == nil {
+				l["slot_name"] = labels["slot_name"]
+				sl = &slotSeries{labels: l}
+				slots[k] = sl
+			}
+			if name == "pg_replication_slot_safe_wal_size_bytes" {
+				sl.safe, sl.haveSafe = last, true
+			} else {
+				sl.growth, sl.span, sl.haveGrowth = last-first, span, true
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("evaluate sample alerts: %w", err)
+	}
+	// Time to loss: how long until the slot's retained WAL outgrows what max_slot_wal_keep_size
+	// still lets it keep (safe_wal_size), at the growth rate of the window. A slot that does not
+	// grow, or has no limit (no safe_wal_size), has none.
+	for _, sl := range slots {
+		if !sl.haveSafe || !sl.haveGrowth || sl.span < minGrowthSpan.Seconds() || sl.growth <= 0 {
+			continue
+		}
+		rate := sl.growth / sl.span
+		obs.add("slot_time_to_loss_seconds", max(0, sl.safe)/rate, sl.labels)
+	}
+	return nil
 }
 
 func (s *Store) requestFindings(ctx context.Context, now time.Time, obs *observations) error {
@@ -81,6 +186,7 @@ func (s *Store) requestFindings(ctx context.Context, now time.Time, obs *observa
 	obs.add("rate_limited_per_minute", rateLimited, nil)
 	obs.add("db_errors_per_minute", dbErrors, nil)
 	obs.add("api_p95_ms", p95, nil)
+	obs.add("watchdog", 1, nil)
 	return nil
 }
 
@@ -149,15 +255,19 @@ func failureRatio(coll, fail int64, baseColl, baseFail pgtype.Int8) float64 {
 	return min(100, 100*float64(fail)/float64(coll))
 }
 
-func (s *Store) snapshotFindings(ctx context.Context, obs *observations) error {
+// snapshotFindings observes every collector's snapshot and returns where each monitored instance
+// sits (its cluster and name) for the sample-based quantities.
+func (s *Store) snapshotFindings(ctx context.Context, obs *observations) (map[member]memberRef, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT c.id::text, c.name, sn.snapshot
 		  FROM collector_snapshots sn JOIN collectors c ON c.id = sn.collector_id
 		 WHERE c.deleted_at IS NULL ORDER BY c.name`)
 	if err != nil {
-		return fmt.Errorf("evaluate replication alerts: %w", err)
+		return nil, fmt.Errorf("evaluate replication alerts: %w", err)
 	}
 	defer rows.Close()
+	members := map[member]memberRef{}
+	primaries := map[string]map[string]bool{} // cluster → primaries' addresses, over every collector
 	for rows.Next() {
 		var (
 			id, name string
@@ -165,18 +275,35 @@ func (s *Store) snapshotFindings(ctx context.Context, obs *observations) error {
 			snap     api.Snapshot
 		)
 		if err := rows.Scan(&id, &name, &raw); err != nil {
-			return fmt.Errorf("evaluate replication alerts: %w", err)
+			return nil, fmt.Errorf("evaluate replication alerts: %w", err)
 		}
 		if err := json.Unmarshal(raw, &snap); err != nil {
 			s.log.Error("stored snapshot does not decode; replication alerts skip it", "collector_id", id, "err", err)
 			continue
 		}
 		replicationFindings(id, name, &snap, obs)
+		for _, cl := range snap.Clusters {
+			if cl.SystemIdentifier == "" {
+				continue // instances never reached: no cluster to speak of
+			}
+			if primaries[cl.SystemIdentifier] == nil {
+				primaries[cl.SystemIdentifier] = map[string]bool{}
+			}
+			for _, in := range cl.Instances {
+				members[member{id, in.Address}] = memberRef{collectorName: name, cluster: cl.SystemIdentifier, name: in.Name}
+				if in.Up && in.Role == "primary" {
+					primaries[cl.SystemIdentifier][in.Address] = true
+				}
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("evaluate replication alerts: %w", err)
+		return nil, fmt.Errorf("evaluate replication alerts: %w", err)
 	}
-	return nil
+	for cluster, addrs := range primaries {
+		obs.add("cluster_primaries", float64(len(addrs)), map[string]string{"cluster": cluster})
+	}
+	return members, nil
 }
 
 // walStatusCode encodes pg_replication_slots.wal_status as the metric catalog does.

@@ -294,3 +294,88 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestObserveHistoryAndRoles: the quantities that need a metric's recent history (a slot's time to
+// loss, wraparound, archiver failures) and the primaries of a cluster seen by several collectors.
+func TestObserveHistoryAndRoles(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := ctxT(t)
+	now := time.Now().UTC()
+	const mib = 1 << 20
+	cl := healthyCluster()
+	c := mustCollector(t, s, "hist")
+	sample := func(name string, v float64, ago time.Duration, labels ...string) api.Sample {
+		l := map[string]string{"instance": "db1:5432"}
+		for i := 0; i+1 < len(labels); i += 2 {
+			l[labels[i]] = labels[i+1]
+		}
+		return api.Sample{Name: name, Value: v, Timestamp: now.Add(-ago), Labels: l}
+	}
+	slot := []string{"slot_name", "standby1", "slot_type", "physical"}
+	if _, err := s.Ingest(ctx, c.ID, &api.PushRequest{CollectedAt: now, Snapshot: &api.Snapshot{CollectedAt: now, Clusters: []api.Cluster{cl}},
+		Metrics: []api.Sample{
+			sample("pg_replication_slot_retained_bytes", 100*mib, 10*time.Minute, slot...),
+			sample("pg_replication_slot_retained_bytes", 400*mib, 5*time.Minute, slot...),
+			sample("pg_replication_slot_retained_bytes", 700*mib, 0, slot...), // 1 MiB/s
+			sample("pg_replication_slot_safe_wal_size_bytes", 500*mib, 5*time.Minute, slot...),
+			sample("pg_replication_slot_safe_wal_size_bytes", 300*mib, 0, slot...), // 300 s left
+			sample("pg_database_xid_wraparound_pct", 80, 0, "datname", "app"),
+			sample("pg_database_xid_wraparound_pct", 1, 0, "datname", "postgres"),
+			sample("pg_archiver_failed_total", 3, 14*time.Minute),
+			sample("pg_archiver_failed_total", 7, 0),
+			sample("pg_archiver_failed_total", 9, 20*time.Minute), // outside the window
+		}}); err != nil {
+		t.Fatal(err)
+	}
+	// Another collector sees another primary of the same cluster: two primaries.
+	other := cl
+	other.Instances = []api.Instance{{Name: "db9", Address: "db9:5432", Up: true, Role: "primary"}}
+	other.Standbys, other.Slots = nil, nil
+	c2 := mustCollector(t, s, "other")
+	if _, err := s.Ingest(ctx, c2.ID, &api.PushRequest{CollectedAt: now, Snapshot: &api.Snapshot{CollectedAt: now, Clusters: []api.Cluster{other}}}); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := s.Observe(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]alerting.Observation{}
+	for _, o := range obs {
+		switch o.Quantity {
+		case "slot_time_to_loss_seconds", "archiver_failures_15m", "cluster_primaries":
+			got[o.Quantity] = o
+		case "xid_wraparound_percent":
+			got[o.Quantity+"/"+o.Labels["datname"]] = o
+		}
+	}
+	ttl := got["slot_time_to_loss_seconds"]
+	if ttl.Value < 295 || ttl.Value > 305 || ttl.Labels["cluster"] != cl.SystemIdentifier || ttl.Labels["slot_name"] != "standby1" || ttl.Labels["instance"] != "db1" {
+		t.Errorf("time to loss %+v, want 300 s for slot standby1 of db1", ttl)
+	}
+	if w := got["xid_wraparound_percent/app"]; w.Value != 80 || w.Labels["instance"] != "db1" {
+		t.Errorf("wraparound %+v", w)
+	}
+	if a := got["archiver_failures_15m"]; a.Value != 4 {
+		t.Errorf("archiver failures %+v, want 4 in the window", a)
+	}
+	if p := got["cluster_primaries"]; p.Value != 2 || p.Labels["cluster"] != cl.SystemIdentifier {
+		t.Errorf("primaries %+v", p)
+	}
+	fired := map[string]string{}
+	for _, a := range alerting.Evaluate(shippedRules(t), obs, nil, now) {
+		if a.Severity == alerting.SeverityCritical || fired[a.Rule] == "" {
+			fired[a.Rule] = a.Severity + "/" + a.State
+		}
+	}
+	for rule, want := range map[string]string{
+		"ReplicationSlotTimeToLoss": "critical/firing", "ClusterTwoPrimaries": "critical/firing",
+		"XIDWraparound": "critical/firing", "ArchiverFailing": "warning/pending",
+	} {
+		if fired[rule] != want {
+			t.Errorf("%s: %q, want %q", rule, fired[rule], want)
+		}
+	}
+	if _, ok := fired["ClusterWithoutPrimary"]; ok {
+		t.Error("ClusterWithoutPrimary with two primaries")
+	}
+}

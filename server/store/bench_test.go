@@ -9,7 +9,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/pganalytics/pganalytics/deploy"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/alerting"
 	"github.com/pganalytics/pganalytics/server/store"
 )
 
@@ -135,4 +137,61 @@ func rawCopier(b *testing.B) copier {
 			b.Fatalf("CopyFrom = %d, %v", n, err)
 		}
 	}}
+}
+
+// BenchmarkEvaluateAlerts1000Collectors is one evaluation of the shipped alert rules over 1,000
+// collectors, each with a snapshot (primary, standby, slot), its status history and 15 minutes of
+// the history-based metrics at a 10 s interval (slot retained bytes and safe size, wraparound,
+// archiver failures): Observe, Evaluate against the previous state, SaveAlerts.
+func BenchmarkEvaluateAlerts1000Collectors(b *testing.B) {
+	const collectors = 1000
+	s, _ := newStore(b)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	rules, err := alerting.Parse("alerts.toml", deploy.AlertRules)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range collectors {
+		c := mustCollector(b, s, fmt.Sprintf("c%04d", i))
+		cl := healthyCluster()
+		cl.SystemIdentifier = fmt.Sprintf("7%018d", i)
+		req := &api.PushRequest{CollectedAt: now, Snapshot: &api.Snapshot{CollectedAt: now, Clusters: []api.Cluster{cl}},
+			Status: &api.CollectorStatus{Version: "3.2.0", Instances: 2, IntervalSeconds: 10, CollectionsTotal: 100, BufferUtilization: float64(i%100) / 100}}
+		for k := range 90 {
+			at := now.Add(-time.Duration(k) * 10 * time.Second)
+			slot := map[string]string{"instance": "db1:5432", "slot_name": "standby1", "slot_type": "physical"}
+			req.Metrics = append(req.Metrics,
+				api.Sample{Name: "pg_replication_slot_retained_bytes", Value: float64(1e6 - k*1000), Timestamp: at, Labels: slot},
+				api.Sample{Name: "pg_replication_slot_safe_wal_size_bytes", Value: 5e8, Timestamp: at, Labels: slot},
+				api.Sample{Name: "pg_database_xid_wraparound_pct", Value: 10, Timestamp: at, Labels: map[string]string{"instance": "db1:5432", "datname": "app"}},
+				api.Sample{Name: "pg_archiver_failed_total", Value: 0, Timestamp: at, Labels: map[string]string{"instance": "db1:5432"}})
+		}
+		if _, err := s.Ingest(ctx, c.ID, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var prev []alerting.Alert
+	var observe, evaluate, save time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		obs, err := s.Observe(ctx, now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		next := alerting.Evaluate(rules, obs, prev, now)
+		t2 := time.Now()
+		if err := s.SaveAlerts(ctx, now, "bench", next); err != nil {
+			b.Fatal(err)
+		}
+		observe, evaluate, save = observe+t1.Sub(t0), evaluate+t2.Sub(t1), save+time.Since(t2)
+		prev = next
+		b.ReportMetric(float64(len(obs)), "observations")
+		b.ReportMetric(float64(len(next)), "alerts")
+	}
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(per(observe), "observe-ms")
+	b.ReportMetric(per(evaluate), "evaluate-ms")
+	b.ReportMetric(per(save), "save-ms")
 }

@@ -24,6 +24,16 @@ import (
 // Source is what the view needs from the API.
 type Source interface {
 	Alerts(ctx context.Context) (api.AlertsResponse, error)
+	CreateSilence(ctx context.Context, req api.SilenceRequest) (api.SilenceResponse, error)
+}
+
+// silenceFor is how long `s` silences an alert unless the answer starts with another duration.
+const silenceFor = 2 * time.Hour
+
+type silencedMsg struct {
+	alert string
+	res   api.SilenceResponse
+	err   error
 }
 
 // Options configure the view.
@@ -48,6 +58,11 @@ type Model struct {
 	filter widget.Filter
 	cursor widget.Cursor
 	detail bool
+
+	canWrite bool
+	asking   *api.Alert   // the alert being silenced, while the prompt is open
+	prompt   widget.Input // "[duration] why"
+	notice   string
 }
 
 // New builds the view.
@@ -56,12 +71,21 @@ func New(o Options) *Model {
 	if o.Interval <= 0 {
 		o.Interval = 15 * time.Second
 	}
-	return &Model{
+	m := &Model{
 		opts: o, keys: o.Keys, plain: o.Theme.Plain(),
 		poll:   view.NewPoller(o.Context, conn.SourceAlerts, o.Source.Alerts),
 		filter: widget.NewFilter(o.Theme, o.Keys),
+		prompt: widget.Input{Prompt: "", Limit: 200},
 		width:  80, height: 20,
 	}
+	m.SetRole(api.RoleViewer)
+	return m
+}
+
+// SetRole enables silencing for operators and admins.
+func (m *Model) SetRole(role string) {
+	m.canWrite = role == api.RoleAdmin || role == api.RoleOperator
+	m.keys.Silence.SetEnabled(m.canWrite)
 }
 
 // Init fetches the alerts.
@@ -71,13 +95,13 @@ func (m *Model) Init() tea.Cmd { return m.poll.Fetch() }
 func (m *Model) SetSize(w, h int) { m.width, m.height = w, h }
 
 // Capturing reports that keys go to the filter input.
-func (m *Model) Capturing() bool { return m.filter.Typing() }
+func (m *Model) Capturing() bool { return m.filter.Typing() || m.asking != nil }
 
-// Badge is the number of firing alerts, for the tab title ("" when none).
+// Badge is the number of firing warning and critical alerts, for the tab title ("" when none).
 func (m *Model) Badge() string {
 	n := 0
 	for _, a := range m.resp.Alerts {
-		if a.Firing {
+		if level(a) != theme.LevelOK {
 			n++
 		}
 	}
@@ -92,10 +116,32 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	if cmd, ok := m.poll.Update(msg, m.opts.Interval, m.show); ok {
 		return m, cmd
 	}
-	if k, ok := msg.(tea.KeyMsg); ok {
-		return m, m.handleKey(k)
+	switch msg := msg.(type) {
+	case tea.KeyMsg:
+		return m, m.handleKey(msg)
+	case silencedMsg:
+		m.notice = silenceNotice(msg)
 	}
 	return m, nil
+}
+
+func silenceNotice(msg silencedMsg) string {
+	if msg.err != nil {
+		return "silence of " + msg.alert + " failed: " + msg.err.Error()
+	}
+	var ok, failed []string
+	for _, am := range msg.res.Alertmanagers {
+		if am.OK {
+			ok = append(ok, am.URL)
+		} else {
+			failed = append(failed, am.URL+" ("+am.Error+")")
+		}
+	}
+	n := fmt.Sprintf("%s silenced until %s on %s", msg.alert, widget.Clock(msg.res.EndsAt), strings.Join(ok, ", "))
+	if len(failed) > 0 {
+		n += "; NOT on " + strings.Join(failed, ", ")
+	}
+	return n
 }
 
 // show takes a fetched answer: firing alerts first, then pending, then the rest.
@@ -135,6 +181,9 @@ func (m *Model) visible() []api.Alert {
 }
 
 func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
+	if m.asking != nil {
+		return m.answerSilence(k)
+	}
 	if m.filter.Typing() {
 		if m.filter.Update(k) {
 			m.cursor = widget.Cursor{}
@@ -160,14 +209,73 @@ func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
 		m.filter.Start()
 	case key.Matches(k, m.keys.Refresh):
 		return m.poll.Restart()
+	case k.String() == m.keys.Silence.Keys()[0]:
+		// Matched by key, not through the binding: a viewer's binding is disabled (hidden from the
+		// help), yet pressing it deserves an answer.
+		m.askSilence()
 	}
 	return nil
 }
 
-// level is a firing alert's severity, OK when quiet.
+// askSilence opens the silence prompt for the selected alert, or says why it cannot.
+func (m *Model) askSilence() {
+	vis := m.visible()
+	switch {
+	case !m.canWrite:
+		m.notice = "read-only: silencing an alert needs the operator or admin role"
+	case len(vis) == 0:
+		m.notice = "no alert selected"
+	default:
+		a := vis[widget.Clamp(m.cursor.Index, len(vis))]
+		m.asking = &a
+		m.prompt.Reset()
+		m.notice = ""
+	}
+}
+
+// answerSilence takes the prompt's keys: enter silences (an optional leading duration, then why),
+// esc cancels.
+func (m *Model) answerSilence(k tea.KeyMsg) tea.Cmd {
+	switch {
+	case key.Matches(k, m.keys.Cancel):
+		m.asking, m.notice = nil, "silence cancelled"
+		return nil
+	case !key.Matches(k, m.keys.Submit):
+		m.prompt.Update(k)
+		return nil
+	}
+	d, why := silenceFor, strings.TrimSpace(m.prompt.Value())
+	if first, rest, _ := strings.Cut(why, " "); first != "" {
+		if v, err := time.ParseDuration(first); err == nil {
+			d, why = v, strings.TrimSpace(rest)
+		}
+	}
+	m.notice = ""
+	if why == "" {
+		m.notice = "say why: [duration] reason, e.g. \"4h rebuilding the standby\""
+		return nil
+	}
+	a := *m.asking
+	m.asking = nil
+	matchers := map[string]string{"alertname": a.Name}
+	for k, v := range a.Labels {
+		if v != "" {
+			matchers[k] = v
+		}
+	}
+	m.notice = "silencing " + a.Name + "…"
+	ctx, src := m.opts.Context, m.opts.Source
+	req := api.SilenceRequest{Matchers: matchers, Duration: d.String(), Comment: why}
+	return func() tea.Msg {
+		res, err := src.CreateSilence(ctx, req)
+		return silencedMsg{alert: a.Name, res: res, err: err}
+	}
+}
+
+// level is a firing alert's severity, OK when quiet or for the record (info, the Watchdog).
 func level(a api.Alert) theme.Level {
 	switch {
-	case !a.Firing:
+	case !a.Firing, a.Severity == "info":
 		return theme.LevelOK
 	case a.Severity == "critical":
 		return theme.LevelCrit
@@ -184,6 +292,13 @@ func (m *Model) View() string {
 		lines = append(lines, f)
 	}
 	vis := m.visible()
+	if m.asking != nil {
+		lines = append(lines, th.Accent.Render(fmt.Sprintf("Silence %s (%s): [duration, default %s] why? ", m.asking.Name, m.asking.Severity, silenceFor))+
+			m.prompt.View()+th.Muted.Render("  enter silences · esc cancels"))
+	}
+	if m.notice != "" {
+		lines = append(lines, th.Muted.Render(m.notice))
+	}
 	switch {
 	case m.detail && len(vis) > 0:
 		lines = append(lines, m.detailLines(vis[widget.Clamp(m.cursor.Index, len(vis))], now)...)
@@ -312,16 +427,16 @@ func (m *Model) detailLines(a api.Alert, now time.Time) []string {
 
 // ShortHelp lists the keys of the current mode.
 func (m *Model) ShortHelp() []key.Binding {
-	if m.filter.Typing() {
+	if m.filter.Typing() || m.asking != nil {
 		return []key.Binding{m.keys.Submit, m.keys.Cancel}
 	}
-	return []key.Binding{m.keys.Open, m.keys.Filter, m.keys.Refresh, m.keys.Up, m.keys.Down}
+	return []key.Binding{m.keys.Open, m.keys.Silence, m.keys.Filter, m.keys.Refresh, m.keys.Up, m.keys.Down}
 }
 
 // FullHelp groups every key of the view.
 func (m *Model) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{m.keys.Up, m.keys.Down, m.keys.Top, m.keys.Bottom, m.keys.PageUp, m.keys.PageDown},
-		{m.keys.Open, m.keys.Back, m.keys.Filter, m.keys.Refresh},
+		{m.keys.Open, m.keys.Back, m.keys.Filter, m.keys.Refresh, m.keys.Silence},
 	}
 }

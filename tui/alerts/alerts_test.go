@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	_ "github.com/charmbracelet/x/exp/golden" // accepts -update, which `go test ./tui/... -update` passes to every package
 
 	"github.com/pganalytics/pganalytics/internal/api"
@@ -87,5 +88,52 @@ func TestStates(t *testing.T) {
 	}
 	if m.Badge() != "" {
 		t.Errorf("badge %q: nothing fires", m.Badge())
+	}
+}
+
+// TestSilence: `s` asks an operator for an optional duration and a reason and silences the
+// selected alert by its name and labels; a viewer is told it is read-only; esc cancels.
+func TestSilence(t *testing.T) {
+	src := &fake.API{AlertsR: fake.Alerts()}
+	m := New(Options{Env: fake.Env(t), Source: src})
+	m.SetSize(100, 20)
+	m.Update(m.Init()())
+
+	m.Update(fake.Press("s"))
+	if !strings.Contains(m.View(), "read-only") || m.Capturing() {
+		t.Fatalf("viewer:\n%s", m.View())
+	}
+	m.SetRole(api.RoleOperator)
+	m.Update(fake.Press("s"))
+	m.Update(fake.Press("esc"))
+	if !strings.Contains(m.View(), "silence cancelled") || len(src.Silences) != 0 {
+		t.Fatalf("esc:\n%s", m.View())
+	}
+	m.Update(fake.Press("s"))
+	if !m.Capturing() || !strings.Contains(m.View(), "Silence CollectorStale (critical)") {
+		t.Fatalf("prompt:\n%s", m.View())
+	}
+	m.Update(fake.Press("enter"))
+	if !strings.Contains(m.View(), "say why") {
+		t.Fatalf("empty reason:\n%s", m.View())
+	}
+	for _, r := range "4h collector host rebooting" {
+		m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune{r}})
+	}
+	_, cmd := m.Update(fake.Press("enter"))
+	if cmd == nil {
+		t.Fatal("no silence sent")
+	}
+	m.Update(cmd())
+	if len(src.Silences) != 1 {
+		t.Fatalf("silences %+v", src.Silences)
+	}
+	got := src.Silences[0]
+	if got.Duration != "4h0m0s" || got.Comment != "collector host rebooting" || got.Matchers["alertname"] != "CollectorStale" ||
+		got.Matchers["collector_name"] != "prod-west" {
+		t.Fatalf("silence %+v", got)
+	}
+	if v := m.View(); !strings.Contains(v, "CollectorStale silenced until") || !strings.Contains(v, "http://am:9093") {
+		t.Fatalf("after:\n%s", v)
 	}
 }

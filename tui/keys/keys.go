@@ -32,6 +32,7 @@ type Map struct {
 	Slower  key.Binding
 
 	Deregister key.Binding // collectors, operator+
+	Silence    key.Binding // alerts, operator+
 	RunStep    key.Binding // runbook, operator+
 	RunPhase   key.Binding // runbook, operator+
 	Resume     key.Binding // runbook, operator+
@@ -72,6 +73,7 @@ func New() Map {
 		Slower:  key.NewBinding(key.WithKeys("-", "_"), key.WithHelp("-", "refresh slower")),
 
 		Deregister: key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "deregister")),
+		Silence:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "silence")),
 		RunStep:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "run step")),
 		RunPhase:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "run phase")),
 		Resume:     key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "resume last run")),

@@ -170,6 +170,12 @@ func (s *Session) Alerts(ctx context.Context) (resp api.AlertsResponse, err erro
 	return resp, err
 }
 
+// CreateSilence is POST /alerts/silences.
+func (s *Session) CreateSilence(ctx context.Context, req api.SilenceRequest) (resp api.SilenceResponse, err error) {
+	err = s.do(ctx, func(c *client.Client) (e error) { resp, e = c.CreateSilence(ctx, req); return e })
+	return resp, err
+}
+
 // Logout revokes the refresh token, if the session logged in.
 func (s *Session) Logout(ctx context.Context) error {
 	s.mu.Lock()

@@ -35,6 +35,7 @@ type API struct {
 	Events      []api.CollectorTopology // played once on the first stream, then the stream idles
 	CollectorsR []api.Collector         // GET /collectors
 	AlertsR     api.AlertsResponse      // GET /alerts
+	Silences    []api.SilenceRequest    // POST /alerts/silences received
 	Err         error                   // when set, every request fails with it
 	Deleted     []string                // ids DeleteCollector was called with
 	streamed    bool
@@ -115,6 +116,18 @@ func (a *API) DeletedIDs() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.Deleted...)
+}
+
+// CreateSilence records the request and answers that one Alertmanager took it.
+func (a *API) CreateSilence(_ context.Context, req api.SilenceRequest) (api.SilenceResponse, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.Err != nil {
+		return api.SilenceResponse{}, a.Err
+	}
+	a.Silences = append(a.Silences, req)
+	d, _ := time.ParseDuration(req.Duration)
+	return api.SilenceResponse{StartsAt: Now, EndsAt: Now.Add(d), Alertmanagers: []api.AlertmanagerResult{{URL: "http://am:9093", OK: true, ID: "s-1"}}}, nil
 }
 
 // Alerts answers GET /alerts.
