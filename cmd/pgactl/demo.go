@@ -98,6 +98,10 @@ In another terminal:
 		v["PGACTL_DATABASE_URL"], v["PRIMARY_URL"], v["STANDBY_URL"], interval,
 		filepath.Join(v["DEMO_DIR"], "collector.log"), env.File, env.File,
 		filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"))
+	if am := v["ALERTMANAGER_URL"]; am != "" {
+		fmt.Fprintf(w, "Alertmanager %s receives the API's alerts (its web UI shows them):\n  %s alerts test   # a synthetic alert through the API to it\n\n",
+			am, filepath.Join(v["BIN_DIR"], "pgactl"))
+	}
 	if interactive {
 		fmt.Fprintln(w, "Opening the console; quit it (q) to stop the demo.")
 	} else {
