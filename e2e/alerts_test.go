@@ -28,12 +28,20 @@ critical = 0
 for = "2s"
 summary = "standby {{or .Labels.application_name .Labels.instance .Labels.slot_name}} is not streaming from its primary"
 runbook_url = "docs/alerts/StandbyDisconnected.md"
+
+[[rule]]
+name = "ClusterTwoPrimaries"
+quantity = "cluster_primaries"
+critical = 1
+summary = "cluster {{.Labels.cluster}} has {{printf \"%.0f\" .Value}} primaries"
+runbook_url = "docs/alerts/ClusterTwoPrimaries.md"
 `
 
 // TestReplicationAlertsReachAlertmanager induces replication faults on a real primary and
 // standby and follows each alert to a real Alertmanager's webhook and back: replay paused under
 // writes makes the lag alert fire after its `for`, resuming resolves it; a standby whose WAL
-// receiver is stopped is disconnected, restarting it resolves that.
+// receiver is stopped is disconnected, restarting it resolves that; promoting the standby while
+// its primary runs is two primaries in one cluster.
 func TestReplicationAlertsReachAlertmanager(t *testing.T) {
 	t.Parallel()
 	am := amtest.Start(t)
@@ -92,6 +100,14 @@ func TestReplicationAlertsReachAlertmanager(t *testing.T) {
 	}
 	got = am.WaitFor(t, time.Minute, alert("StandbyDisconnected", "resolved", cleared))
 	t.Logf("disconnected: reconnected, resolved at the webhook %s later", got.ReceivedAt.Sub(cleared).Round(100*time.Millisecond))
+
+	// The standby promoted while its primary still runs: a split brain.
+	induced = time.Now()
+	if _, err := standby.Exec(ctx, "SELECT pg_promote()"); err != nil {
+		t.Fatal(err)
+	}
+	got = am.WaitFor(t, time.Minute, alert("ClusterTwoPrimaries", "firing", induced))
+	t.Logf("promoted: ClusterTwoPrimaries at the webhook %s later", got.ReceivedAt.Sub(induced).Round(100*time.Millisecond))
 }
 
 // slotRules are the shipped slot rules without `for`.

@@ -68,6 +68,8 @@ func Quantities() []Quantity {
 		{"xid_wraparound_percent", ScopeInstance, "transaction IDs used towards wraparound, in % (worst database; pg_database_xid_wraparound_pct)"},
 		{"archiver_failures_15m", ScopeInstance, "WAL archiving failures in the last 15 minutes (pg_archiver_failed_total's increase)"},
 		{"cluster_primaries", ScopeCluster, "monitored primaries that answer in a cluster (one system identifier), over every collector"},
+		{"primary_change_age_seconds", ScopeCluster, "seconds since the cluster's primary last changed (a failover, a promotion); absent until it does"},
+		{"timeline_change_age_seconds", ScopeCluster, "seconds since the cluster's timeline last changed; absent until it does"},
 		{"watchdog", ScopeGlobal, "always 1 while an API server evaluates the rules: the dead man's switch"},
 	}
 }

@@ -268,6 +268,7 @@ func (s *Store) snapshotFindings(ctx context.Context, obs *observations) (map[me
 	defer rows.Close()
 	members := map[member]memberRef{}
 	primaries := map[string]map[string]bool{} // cluster → primaries' addresses, over every collector
+	timelines := map[string]int64{}           // cluster → its highest timeline
 	for rows.Next() {
 		var (
 			id, name string
@@ -289,6 +290,7 @@ func (s *Store) snapshotFindings(ctx context.Context, obs *observations) (map[me
 			if primaries[cl.SystemIdentifier] == nil {
 				primaries[cl.SystemIdentifier] = map[string]bool{}
 			}
+			timelines[cl.SystemIdentifier] = max(timelines[cl.SystemIdentifier], cl.Timeline)
 			for _, in := range cl.Instances {
 				members[member{id, in.Address}] = memberRef{collectorName: name, cluster: cl.SystemIdentifier, name: in.Name}
 				if in.Up && in.Role == "primary" {
@@ -303,7 +305,66 @@ func (s *Store) snapshotFindings(ctx context.Context, obs *observations) (map[me
 	for cluster, addrs := range primaries {
 		obs.add("cluster_primaries", float64(len(addrs)), map[string]string{"cluster": cluster})
 	}
+	if err := s.trackRoles(ctx, primaries, timelines, obs); err != nil {
+		return nil, err
+	}
 	return members, nil
+}
+
+// trackRoles compares each cluster that has exactly one primary with the primary and timeline
+// stored from before, records a change, and observes how long ago the last one was: a failover
+// or promotion stays an alert for as long as the rule's threshold says. One statement for every
+// cluster.
+func (s *Store) trackRoles(ctx context.Context, primaries map[string]map[string]bool, timelines map[string]int64, obs *observations) error {
+	var clusters, addresses []string
+	var tls []int64
+	for cluster, addrs := range primaries {
+		if len(addrs) != 1 {
+			continue // none or several: cluster_primaries says so; the record waits for one
+		}
+		for a := range addrs {
+			clusters, addresses, tls = append(clusters, cluster), append(addresses, a), append(tls, timelines[cluster])
+		}
+	}
+	if len(clusters) == 0 {
+		return nil
+	}
+	rows, err := s.pool.Query(ctx, `
+		INSERT INTO cluster_roles AS r (cluster, primary_address, timeline, seen_at)
+		SELECT c, a, t, now() FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(c, a, t)
+		ON CONFLICT (cluster) DO UPDATE SET
+		       primary_changed_at  = CASE WHEN r.primary_address <> EXCLUDED.primary_address THEN now() ELSE r.primary_changed_at END,
+		       previous_address    = CASE WHEN r.primary_address <> EXCLUDED.primary_address THEN r.primary_address ELSE r.previous_address END,
+		       timeline_changed_at = CASE WHEN r.timeline <> EXCLUDED.timeline THEN now() ELSE r.timeline_changed_at END,
+		       previous_timeline   = CASE WHEN r.timeline <> EXCLUDED.timeline THEN r.timeline ELSE r.previous_timeline END,
+		       primary_address = EXCLUDED.primary_address, timeline = EXCLUDED.timeline, seen_at = now()
+		RETURNING cluster, primary_address,
+		          extract(epoch FROM now() - primary_changed_at)::float8, extract(epoch FROM now() - timeline_changed_at)::float8`,
+		clusters, addresses, tls)
+	if err != nil {
+		return fmt.Errorf("track cluster roles: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			cluster, primary        string
+			primaryAge, timelineAge pgtype.Float8
+		)
+		if err := rows.Scan(&cluster, &primary, &primaryAge, &timelineAge); err != nil {
+			return fmt.Errorf("track cluster roles: %w", err)
+		}
+		labels := map[string]string{"cluster": cluster, "primary": primary}
+		if primaryAge.Valid {
+			obs.add("primary_change_age_seconds", primaryAge.Float64, labels)
+		}
+		if timelineAge.Valid {
+			obs.add("timeline_change_age_seconds", timelineAge.Float64, maps.Clone(labels))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("track cluster roles: %w", err)
+	}
+	return nil
 }
 
 // walStatusCode encodes pg_replication_slots.wal_status as the metric catalog does.

@@ -379,3 +379,66 @@ func TestObserveHistoryAndRoles(t *testing.T) {
 		t.Error("ClusterWithoutPrimary with two primaries")
 	}
 }
+
+// TestObservePrimaryChange: a cluster's primary and timeline are remembered; when a standby is
+// promoted (and the old primary is gone) the change is observed, and the shipped rules fire.
+func TestObservePrimaryChange(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := ctxT(t)
+	c := mustCollector(t, s, "roles")
+	push := func(cl api.Cluster) {
+		t.Helper()
+		now := time.Now().UTC()
+		if _, err := s.Ingest(ctx, c.ID, &api.PushRequest{CollectedAt: now, Snapshot: &api.Snapshot{CollectedAt: now, Clusters: []api.Cluster{cl}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changes := func() (primary, timeline *alerting.Observation) {
+		t.Helper()
+		obs, err := s.Observe(ctx, time.Now().UTC())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range obs {
+			switch obs[i].Quantity {
+			case "primary_change_age_seconds":
+				primary = &obs[i]
+			case "timeline_change_age_seconds":
+				timeline = &obs[i]
+			}
+		}
+		return primary, timeline
+	}
+	before := healthyCluster()
+	before.Timeline = 1
+	push(before)
+	if p, tl := changes(); p != nil || tl != nil {
+		t.Fatalf("changes at first sight: %+v %+v", p, tl)
+	}
+	if p, tl := changes(); p != nil || tl != nil {
+		t.Fatalf("changes without a change: %+v %+v", p, tl)
+	}
+	after := healthyCluster()
+	after.Timeline = 2
+	after.Instances = []api.Instance{
+		{Name: "db1", Address: "db1:5432", Up: false, Error: "connection refused"},
+		{Name: "db2", Address: "db2:5432", Up: true, Role: "primary", Timeline: 2},
+	}
+	after.Standbys, after.Slots = nil, nil
+	push(after)
+	p, tl := changes()
+	if p == nil || p.Value > 5 || p.Labels["primary"] != "db2:5432" || tl == nil || tl.Value > 5 {
+		t.Fatalf("after the promotion: %+v %+v", p, tl)
+	}
+	obs, err := s.Observe(ctx, time.Now().UTC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired := map[string]bool{}
+	for _, a := range alerting.Evaluate(shippedRules(t), obs, nil, time.Now()) {
+		fired[a.Rule] = fired[a.Rule] || a.State == alerting.StateFiring
+	}
+	if !fired["PrimaryChanged"] || !fired["TimelineSwitched"] {
+		t.Fatalf("fired %v", fired)
+	}
+}

@@ -78,7 +78,7 @@ func TestMigrate(t *testing.T) {
 	defer pool.Close()
 	for _, rel := range []string{"users", "refresh_tokens", "audit_log", "collectors", "collector_configs",
 		"collector_snapshots", "collector_status_history", "series", "samples", "metrics", "request_stats",
-		"login_failures", "login_addresses", "alert_states", "alerting_status"} {
+		"login_failures", "login_addresses", "alert_states", "alerting_status", "cluster_roles"} {
 		if queryInt(t, pool, `SELECT count(*) FROM pg_class WHERE relname = $1 AND relnamespace = 'public'::regnamespace`, rel) != 1 {
 			t.Errorf("relation %s missing", rel)
 		}
