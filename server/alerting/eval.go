@@ -181,7 +181,7 @@ type observed struct {
 // group reduces a quantity's observations to the rule's scope: the worst value (highest, or
 // lowest for a Below rule) among those sharing the scope's labels.
 func group(r *Rule, obs []Observation) []observed {
-	keys := ScopeLabels(r.Scope)
+	keys := scopeLabels(r.Scope)
 	aggregate := scopeRank(r.Scope) < scopeRank(mustQuantity(r.Quantity).Scope)
 	index := map[string]int{}
 	var out []observed

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"text/template"
 	"time"
@@ -25,9 +24,9 @@ const (
 	ScopeSlot      = "slot"
 )
 
-// ScopeLabels are the labels that identify one alert of scope (observations carry more; the
+// scopeLabels are the labels that identify one alert of scope (observations carry more; the
 // worst value among those sharing these labels is the alert's).
-func ScopeLabels(scope string) []string {
+func scopeLabels(scope string) []string {
 	switch scope {
 	case ScopeCollector:
 		return []string{"collector_id"}
@@ -303,13 +302,4 @@ func (r *Rule) render(a Alert) (summary, description string, err error) {
 		return "", "", fmt.Errorf("description: %w", err)
 	}
 	return summary, b.String(), nil
-}
-
-// Names lists the rules' names in file order.
-func (rs *Rules) Names() []string {
-	out := make([]string, 0, len(rs.Rules))
-	for _, r := range rs.Rules {
-		out = append(out, r.Name)
-	}
-	return slices.Clip(out)
 }
