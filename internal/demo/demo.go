@@ -216,7 +216,7 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 
 	// Alertmanager, when installed (make deps installs it), so that the alerts' whole path runs:
 	// `pgactl alerts test` proves delivery, its web UI shows what the API sends.
-	if amURL, err := st.startAlertmanager(ctx); err != nil {
+	if amURL, err := st.startAlertmanager(ctx, o.APIAddr); err != nil {
 		return Env{}, err
 	} else if amURL != "" {
 		step("started Alertmanager on %s (alerts are delivered there; it has no receivers)", amURL)
@@ -278,19 +278,27 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 // alertmanagerBinary is Debian's Alertmanager server.
 const alertmanagerBinary = "prometheus-alertmanager"
 
-// startAlertmanager runs Alertmanager on a free loopback port with a receiver that sends nowhere,
-// and returns its URL; "" when it is not installed.
-func (st *Stack) startAlertmanager(ctx context.Context) (string, error) {
+// startAlertmanager runs Alertmanager on a free loopback port (never the API's, which is free
+// too until the API starts) with a receiver that sends nowhere, and returns its URL; "" when it is
+// not installed.
+func (st *Stack) startAlertmanager(ctx context.Context, apiAddr string) (string, error) {
 	bin, err := exec.LookPath(alertmanagerBinary)
 	if err != nil {
 		return "", nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("alertmanager port: %w", err)
+	_, apiPort, _ := net.SplitHostPort(apiAddr)
+	var addr string
+	for range 10 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("alertmanager port: %w", err)
+		}
+		addr = ln.Addr().String()
+		ln.Close()
+		if _, port, _ := net.SplitHostPort(addr); port != apiPort {
+			break
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	cfg := filepath.Join(st.dir, "alertmanager.yml")
 	const conf = "# Written by pgactl demo: every alert is kept and shown, none is sent on.\n" +
 		"route:\n  receiver: demo\n  group_by: [alertname, cluster]\n  group_wait: 5s\nreceivers:\n  - name: demo\n"
