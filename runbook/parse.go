@@ -12,8 +12,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
+
+	"github.com/pganalytics/pganalytics/internal/tomlfile"
 )
 
 // MaxRunbookBytes caps a runbook file; the shipped one is a few tens of KiB.
@@ -23,22 +24,7 @@ const MaxRunbookBytes = 4 << 20
 var idRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
 // ParseError is a problem at a place in a file. Line and Column are 1-based; zero when unknown.
-type ParseError struct {
-	File   string
-	Line   int
-	Column int
-	Msg    string
-}
-
-func (e *ParseError) Error() string {
-	switch {
-	case e.Line > 0 && e.Column > 0:
-		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
-	case e.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return e.File + ": " + e.Msg
-}
+type ParseError = tomlfile.Error
 
 // ParseFile reads and parses a runbook file.
 func ParseFile(path string) (*Runbook, error) {
@@ -66,29 +52,9 @@ func Parse(source string, data []byte) (*Runbook, error) {
 	return &rb, nil
 }
 
-// decodeStrict decodes TOML refusing unknown keys, turning go-toml's errors into ParseErrors.
+// decodeStrict decodes TOML refusing unknown keys; every fault is a ParseError.
 func decodeStrict(source string, data []byte, v any) error {
-	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		return nil
-	}
-	var strict *toml.StrictMissingError
-	if errors.As(err, &strict) {
-		errs := make([]error, 0, len(strict.Errors))
-		for _, de := range strict.Errors {
-			line, col := de.Position()
-			errs = append(errs, &ParseError{File: source, Line: line, Column: col,
-				Msg: fmt.Sprintf("unknown key %q", strings.Join(de.Key(), "."))})
-		}
-		return errors.Join(errs...)
-	}
-	var de *toml.DecodeError
-	if errors.As(err, &de) {
-		line, col := de.Position()
-		return &ParseError{File: source, Line: line, Column: col, Msg: strings.TrimPrefix(de.Error(), "toml: ")}
-	}
-	return &ParseError{File: source, Msg: err.Error()}
+	return tomlfile.Decode(source, data, v)
 }
 
 // fieldError is a rule violation found after decoding, located later by its TOML key path.

@@ -1,6 +1,7 @@
 package tomlfile
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -34,6 +35,10 @@ func TestDecode(t *testing.T) {
 			}
 			if err == nil {
 				t.Fatal("no error")
+			}
+			var te *Error
+			if !errors.As(err, &te) || te.File != "f.toml" || te.Line < 1 {
+				t.Errorf("%v is not an *Error with its place (%+v)", err, te)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

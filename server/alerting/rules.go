@@ -209,17 +209,22 @@ func ruleLines(data []byte) []int {
 // badDuration finds the value a duration refused, which go-toml reports without a position.
 var badDuration = regexp.MustCompile(`invalid duration "([^"]*)"`)
 
-// locateBareDuration adds the line to a refused duration: the first line giving a duration key
-// that bare value.
+// locateBareDuration adds the line to a refused duration, which go-toml reports without a
+// position: the first line giving a duration key that bare value.
 func locateBareDuration(path string, data []byte, err error) error {
-	m := badDuration.FindStringSubmatch(err.Error())
-	if m == nil || strings.HasPrefix(err.Error(), path+":") && !strings.HasPrefix(err.Error(), path+": ") {
+	var te *tomlfile.Error
+	if !errors.As(err, &te) || te.Line > 0 {
+		return err
+	}
+	m := badDuration.FindStringSubmatch(te.Msg)
+	if m == nil {
 		return err
 	}
 	bare := regexp.MustCompile(`^\s*(for|keep_firing_for)\s*=\s*` + regexp.QuoteMeta(m[1]) + `\s*(#.*)?$`)
 	for i, line := range strings.Split(string(data), "\n") {
 		if bare.MatchString(line) {
-			return fmt.Errorf("%s:%d: %s", path, i+1, strings.TrimPrefix(err.Error(), path+": "))
+			te.Line = i + 1
+			break
 		}
 	}
 	return err
