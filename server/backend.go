@@ -42,6 +42,13 @@ type Store interface {
 
 	Replication(ctx context.Context, collectorID string) ([]api.CollectorTopology, error)
 	ListenTopology(ctx context.Context, fn func(collectorID string)) error
+	TrackedClusters(ctx context.Context) (map[string]store.TrackedCluster, error)
+	ClusterNames(ctx context.Context) (map[string]string, error)
+	RecordTopology(ctx context.Context, now time.Time, changes []store.ClusterChange) ([]api.Event, error)
+	TopologyAt(ctx context.Context, at time.Time) ([]api.ClusterView, error)
+	ClusterHistory(ctx context.Context, key string, since, until time.Time) (api.ClusterHistory, error)
+	Events(ctx context.Context, q store.EventQuery) ([]api.Event, error)
+	Event(ctx context.Context, id int64) (api.Event, error)
 
 	RecordRequestStats(ctx context.Context, st store.RequestStats) error
 	Observe(ctx context.Context, now time.Time) ([]alerting.Observation, error)

@@ -305,29 +305,6 @@ func configValues(c api.CollectorConfig) map[string]any {
 	}
 }
 
-// handleReplication is GET /api/v1/replication?collector_id=.
-func (s *Server) handleReplication(w http.ResponseWriter, r *http.Request, _ *principal) {
-	q, e := query(r, "collector_id")
-	if e != nil {
-		writeErr(w, e)
-		return
-	}
-	id := q.Get("collector_id")
-	if len(id) > maxIDBytes {
-		writeErr(w, newError(http.StatusNotFound, codeNotFound, "collector not found"))
-		return
-	}
-	tops, err := s.store.Replication(r.Context(), id)
-	if err != nil {
-		writeErr(w, s.storeFailure(r.Context(), "replication", err))
-		return
-	}
-	if tops == nil {
-		tops = []api.CollectorTopology{}
-	}
-	writeJSON(w, http.StatusOK, api.ReplicationResponse{Collectors: tops})
-}
-
 // handleAlerts is GET /api/v1/alerts: the alerts as the evaluating server last stored them
 // (firing, pending, and resolved within the last alerting.ResolvedRetention), firing first.
 func (s *Server) handleAlerts(w http.ResponseWriter, r *http.Request, _ *principal) {

@@ -22,7 +22,8 @@ const subscriberBuffer = 64
 // pending, so the listener (and the pushes behind pg_notify) never wait for a client. One worker
 // loads each pending collector's topology once, however many clients follow it.
 type topologyHub struct {
-	load    func(ctx context.Context, collectorID string) ([]api.CollectorTopology, error)
+	load      func(ctx context.Context, collectorID string) ([]api.CollectorTopology, error)
+	loadEvent func(ctx context.Context, id int64) (api.Event, error)
 	onError func(error)
 	onDrop  func()
 
@@ -32,6 +33,7 @@ type topologyHub struct {
 	subs    map[*subscriber]struct{}
 	streams map[string]int // subscribers per principal
 	pending map[string]struct{}
+	events  []int64 // replication events to publish, in announcement order
 	closed  bool
 	wake    chan struct{}
 }
@@ -43,10 +45,11 @@ type subscriber struct {
 	gone   chan struct{} // closed when the hub drops the subscriber (too slow, or shutdown)
 }
 
-func newTopologyHub(load func(context.Context, string) ([]api.CollectorTopology, error), onError func(error), onDrop func(),
+func newTopologyHub(load func(context.Context, string) ([]api.CollectorTopology, error),
+	loadEvent func(context.Context, int64) (api.Event, error), onError func(error), onDrop func(),
 	maxStreams, perPrincipal int) *topologyHub {
 	return &topologyHub{
-		load: load, onError: onError, onDrop: onDrop, maxStreams: maxStreams, perPrincipal: perPrincipal,
+		load: load, loadEvent: loadEvent, onError: onError, onDrop: onDrop, maxStreams: maxStreams, perPrincipal: perPrincipal,
 		subs: make(map[*subscriber]struct{}), pending: make(map[string]struct{}), streams: make(map[string]int),
 		wake: make(chan struct{}, 1),
 	}
@@ -61,6 +64,22 @@ func (h *topologyHub) notify(collectorID string) {
 	}
 	h.pending[collectorID] = struct{}{}
 	h.mu.Unlock()
+	h.poke()
+}
+
+// notifyEvent records that replication event id was stored; it never blocks.
+func (h *topologyHub) notifyEvent(id int64) {
+	h.mu.Lock()
+	if len(h.subs) == 0 || h.closed || len(h.events) >= subscriberBuffer {
+		h.mu.Unlock()
+		return
+	}
+	h.events = append(h.events, id)
+	h.mu.Unlock()
+	h.poke()
+}
+
+func (h *topologyHub) poke() {
 	select {
 	case h.wake <- struct{}{}:
 	default:
@@ -81,6 +100,8 @@ func (h *topologyHub) run(ctx context.Context) {
 			ids = append(ids, id)
 		}
 		clear(h.pending)
+		events := h.events
+		h.events = nil
 		h.mu.Unlock()
 		for _, id := range ids {
 			tops, err := h.load(ctx, id)
@@ -101,21 +122,48 @@ func (h *topologyHub) run(ctx context.Context) {
 				h.publish(t.CollectorID, ev)
 			}
 		}
+		for _, id := range events {
+			e, err := h.loadEvent(ctx, id)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				h.onError(err)
+				continue
+			}
+			ev, err := renderSSE("replication_event", e)
+			if err != nil {
+				h.onError(err)
+				continue
+			}
+			h.publish("", ev)
+		}
 	}
 }
 
 // topologyEvent renders one topology as an SSE event.
 func topologyEvent(t api.CollectorTopology) ([]byte, error) {
-	data, err := json.Marshal(t)
+	ev, err := renderSSE("topology", t)
 	if err != nil {
 		return nil, fmt.Errorf("render topology of collector %s: %w", t.CollectorID, err)
 	}
-	ev := make([]byte, 0, len(data)+len("event: topology\ndata: \n\n"))
-	ev = append(ev, "event: topology\ndata: "...)
+	return ev, nil
+}
+
+// renderSSE renders v as one SSE event of type typ (JSON has no newlines, so one data line).
+func renderSSE(typ string, v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("render %s event: %w", typ, err)
+	}
+	ev := make([]byte, 0, len(data)+len(typ)+len("event: \ndata: \n\n"))
+	ev = append(ev, "event: "+typ+"\ndata: "...)
 	ev = append(ev, data...)
 	return append(ev, "\n\n"...), nil
 }
 
+// publish sends ev to every subscriber that follows collectorID; "" (a replication event, about a
+// cluster rather than one collector) goes to the subscribers that follow every collector.
 func (h *topologyHub) publish(collectorID string, ev []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

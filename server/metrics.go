@@ -34,6 +34,7 @@ type metrics struct {
 	evaluationSeconds  prometheus.Histogram
 	evaluationFailures prometheus.Counter
 	notifications      *prometheus.CounterVec
+	events             *prometheus.CounterVec
 	collectors         *collectorStatus
 }
 
@@ -110,6 +111,10 @@ func newMetrics() *metrics {
 			Name: "pganalytics_api_alert_notifications_total",
 			Help: "Alerts posted to Alertmanager by this server, by Alertmanager URL and result (sent, failed: retried).",
 		}, []string{"alertmanager", "result"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pganalytics_api_replication_events_total",
+			Help: "Replication events this server detected (while it held the topology lock), by kind.",
+		}, []string{"kind"}),
 		collectors: newCollectorStatus(10 * time.Minute),
 	}
 	// Known label values start at zero so that rate() and alert rules see the series from the start.
@@ -130,7 +135,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.duration, m.inFlight, m.authFailures, m.rateLimited, m.ingestSamples,
 		m.ingestErrors, m.dbErrors, m.sseClients, m.sseDropped, m.sseRefused, m.auditFailures, m.clientErrors,
-		m.pushBusy, m.pushMemory, m.evaluationSeconds, m.evaluationFailures, m.notifications, m.collectors,
+		m.pushBusy, m.pushMemory, m.evaluationSeconds, m.evaluationFailures, m.notifications, m.events, m.collectors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -84,6 +84,7 @@ type Server struct {
 	metrics    *metrics
 	stats      *requestStats
 	hub        *topologyHub
+	trackWake  chan struct{} // a collector pushed: the topology tracker should look
 	pushGate   *pushGate
 	throttle   store.ThrottlePolicy
 	proxies    trustedProxies
@@ -160,7 +161,8 @@ func New(opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.hub = newTopologyHub(s.store.Replication,
+	s.trackWake = make(chan struct{}, 1)
+	s.hub = newTopologyHub(s.store.Replication, s.store.Event,
 		func(err error) { s.dbError(context.Background(), "replication", err) },
 		s.metrics.sseDropped.Inc, cfg.Limits.StreamsMax, cfg.Limits.StreamsPerPrincipal)
 	s.throttle = store.ThrottlePolicy{
@@ -243,6 +245,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() {
 		s.store.RunAsLeader(bg, store.AlertingLockID, s.cfg.Alerting.EvaluationInterval.D(), s.evaluateLoop)
 	})
+	wg.Go(func() { s.store.RunAsLeader(bg, store.TopologyLockID, trackEvery, s.trackLoop) })
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -291,8 +294,16 @@ func (s *Server) listenTopology(ctx context.Context) {
 			return rn.ListenTopologyWithReconnect(ctx, fn, func() { s.hub.notify(allCollectors) })
 		}
 	}
+	notified := func(payload string) {
+		if id, ok := store.EventID(payload); ok {
+			s.hub.notifyEvent(id)
+			return
+		}
+		s.hub.notify(payload)
+		s.pokeTracker()
+	}
 	for {
-		err := listen(ctx, s.hub.notify)
+		err := listen(ctx, notified)
 		if ctx.Err() != nil {
 			return
 		}

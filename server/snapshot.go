@@ -23,6 +23,9 @@ func checkSnapshot(sn *api.Snapshot) *httpError {
 		if e := c.sysid(at+".system_identifier", cl.SystemIdentifier); e != nil {
 			return e
 		}
+		if e := c.texts(at, field{"name", cl.Name, api.MaxInstanceNameBytes}); e != nil {
+			return e
+		}
 		if cl.Timeline < 0 {
 			return c.refuse(at+".timeline", "must not be negative")
 		}
@@ -108,6 +111,7 @@ func (c snapshotChecker) instance(at string, in *api.Instance) *httpError {
 		field{"error", in.Error, api.MaxInstanceErrorBytes},
 		field{"role", in.Role, api.MaxStateBytes},
 		field{"wal_lsn", in.WALLSN, api.MaxLSNBytes},
+		field{"upstream", in.Upstream, api.MaxInstanceNameBytes},
 	); e != nil {
 		return e
 	}
@@ -119,6 +123,7 @@ func (c snapshotChecker) instance(at string, in *api.Instance) *httpError {
 			field{"status", r.Status, api.MaxStateBytes},
 			field{"sender_host", r.SenderHost, api.MaxHostBytes},
 			field{"slot_name", r.SlotName, api.MaxIdentifierBytes},
+			field{"application_name", r.ApplicationName, api.MaxIdentifierBytes},
 		); e != nil {
 			return e
 		}
@@ -137,11 +142,13 @@ func (c snapshotChecker) standby(at string, s *api.Standby) *httpError {
 		field{"sync_state", s.SyncState, api.MaxStateBytes},
 		field{"slot_name", s.SlotName, api.MaxIdentifierBytes},
 		field{"instance", s.Instance, api.MaxInstanceNameBytes},
+		field{"upstream", s.Upstream, api.MaxInstanceNameBytes},
 	)
 }
 
 func (c snapshotChecker) slot(at string, s *api.Slot) *httpError {
 	return c.texts(at,
+		field{"instance", s.Instance, api.MaxInstanceNameBytes},
 		field{"name", s.Name, api.MaxIdentifierBytes},
 		field{"type", s.Type, api.MaxStateBytes},
 		field{"plugin", s.Plugin, api.MaxIdentifierBytes},

@@ -126,7 +126,7 @@ func TestHubDropsSlowSubscribers(t *testing.T) {
 			return nil, errors.New("boom")
 		}
 		return []api.CollectorTopology{{CollectorID: id}}, nil
-	}, func(error) {}, func() { drops++ }, 100, 10)
+	}, noEvents, func(error) {}, func() { drops++ }, 100, 10)
 
 	h.notify("before-anyone") // nobody listens: not even loaded
 	slow, _, err := h.subscribe("", "user:a")
@@ -184,7 +184,7 @@ func TestHubDropsSlowSubscribers(t *testing.T) {
 // TestHubCapsStreams checks the per-principal and per-server caps and that leaving frees a place.
 func TestHubCapsStreams(t *testing.T) {
 	h := newTopologyHub(func(context.Context, string) ([]api.CollectorTopology, error) { return nil, nil },
-		func(error) {}, func() {}, 3, 2)
+		noEvents, func(error) {}, func() {}, 3, 2)
 	_, leaveA1, err := h.subscribe("", "user:a")
 	if err != nil {
 		t.Fatal(err)
@@ -306,3 +306,5 @@ func TestNotifierWhatIsDue(t *testing.T) {
 		t.Fatal("a resolved alert sent twice")
 	}
 }
+
+func noEvents(context.Context, int64) (api.Event, error) { return api.Event{}, errors.New("no events here") }

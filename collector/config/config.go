@@ -70,6 +70,7 @@ type API struct {
 // PasswordFile read at every (re)connection so a rotated password is picked up.
 type Postgres struct {
 	Name         string   `toml:"name"`
+	Cluster      string   `toml:"cluster"` // the cluster's name in the API; default: its primary's name
 	DSN          string   `toml:"dsn"`
 	Host         string   `toml:"host"`
 	Port         int      `toml:"port"`
@@ -254,6 +255,9 @@ func (c *Config) validate() error {
 			add("%s.name: %q is used twice", where, p.Name)
 		}
 		seen[p.Name] = true
+		if p.Cluster != "" && !instanceNameRE.MatchString(p.Cluster) {
+			add("%s.cluster: %q must be 1-63 letters, digits, '_', '.', ':' or '-'", where, p.Cluster)
+		}
 		if err := p.check(); err != nil {
 			add("%s: %w", where, err)
 		}

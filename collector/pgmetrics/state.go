@@ -18,6 +18,7 @@ import (
 // run (not due, not applicable to the role or version, or failed: see Failures).
 type State struct {
 	Name        string // [[postgres]] name
+	Cluster     string // [[postgres]] cluster, "" when not set
 	Address     string // host:port, the "instance" label
 	CollectedAt time.Time
 	Duration    time.Duration

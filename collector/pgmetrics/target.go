@@ -25,6 +25,7 @@ const maxPasswordFileBytes = 4096
 // used by one goroutine at a time (its own); Targets are independent of each other.
 type Target struct {
 	name     string
+	cluster  string
 	address  string
 	timeout  time.Duration
 	pwFile   string
@@ -47,6 +48,7 @@ func NewTarget(p config.Postgres, log *slog.Logger) (*Target, error) {
 	}
 	return &Target{
 		name:    p.Name,
+		cluster: p.Cluster,
 		address: p.Address(),
 		timeout: p.Timeout.D(),
 		pwFile:  p.PasswordFile,
@@ -68,7 +70,7 @@ func (t *Target) Address() string { return t.address }
 // the snapshot.
 func (t *Target) Collect(ctx context.Context, replication bool) *State {
 	start := time.Now()
-	st := &State{Name: t.name, Address: t.address, CollectedAt: start.UTC()}
+	st := &State{Name: t.name, Cluster: t.cluster, Address: t.address, CollectedAt: start.UTC()}
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	defer func() { st.Duration = time.Since(start) }()

@@ -4,8 +4,6 @@
 package snapshot
 
 import (
-	"cmp"
-	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -13,10 +11,8 @@ import (
 
 	"github.com/pganalytics/pganalytics/collector/pgmetrics"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/topology"
 )
-
-// StateDisconnected marks a monitored standby that its primary does not list.
-const StateDisconnected = "disconnected"
 
 // Build groups states (in configuration order) into clusters. Instances never reached have no
 // system identifier: each gets a cluster of its own with an empty SystemIdentifier.
@@ -60,48 +56,31 @@ func buildCluster(members []*pgmetrics.State) api.Cluster {
 		Slots:            []api.Slot{},
 		Subscriptions:    []api.Subscription{},
 	}
-	primary := pickPrimary(members)
-	ordered := slices.Clone(members)
-	// Primary first, the rest in configuration order.
-	slices.SortStableFunc(ordered, func(a, b *pgmetrics.State) int {
-		return cmp.Compare(rank(a, primary), rank(b, primary))
-	})
-	for _, st := range ordered {
+	for _, st := range members {
+		if st.Cluster != "" && (c.Name == "" || st.Cluster < c.Name) {
+			c.Name = st.Cluster
+		}
 		c.Instances = append(c.Instances, instance(st))
-		c.Timeline = max(c.Timeline, st.Info.Timeline)
+		if !st.Up {
+			continue
+		}
+		// Every member's own rows: a primary's standbys, and a standby's cascading ones.
+		for _, r := range st.Replicas {
+			sb := standby(r)
+			sb.Upstream = st.Name
+			c.Standbys = append(c.Standbys, sb)
+		}
+		for _, s := range st.Slots {
+			sl := slot(s)
+			sl.Instance = st.Name
+			c.Slots = append(c.Slots, sl)
+		}
 		for _, s := range st.Subscriptions {
 			c.Subscriptions = append(c.Subscriptions, subscription(st.Name, s))
 		}
 	}
-	if primary == nil {
-		return c
-	}
-	c.Timeline = primary.Info.Timeline
-	for _, s := range primary.Slots {
-		c.Slots = append(c.Slots, slot(s))
-	}
-	c.Standbys = joinStandbys(primary, members)
+	topology.Link(&c)
 	return c
-}
-
-// pickPrimary is the member that answers and is not in recovery. Two of them (split brain after a
-// failover) are both listed as primaries; the one on the highest timeline is the one whose view of
-// the standbys is used.
-func pickPrimary(members []*pgmetrics.State) *pgmetrics.State {
-	var p *pgmetrics.State
-	for _, st := range members {
-		if st.Up && !st.Info.InRecovery && (p == nil || st.Info.Timeline > p.Info.Timeline) {
-			p = st
-		}
-	}
-	return p
-}
-
-func rank(st, primary *pgmetrics.State) int {
-	if st == primary {
-		return 0
-	}
-	return 1
 }
 
 func instance(st *pgmetrics.State) api.Instance {
@@ -116,6 +95,10 @@ func instance(st *pgmetrics.State) api.Instance {
 	in.ServerVersion = st.Info.VersionNum
 	in.Timeline = st.Info.Timeline
 	in.WALLSN = st.Info.WALLSN
+	if !st.Info.StartedAt.IsZero() {
+		started := st.Info.StartedAt.UTC()
+		in.StartedAt = &started
+	}
 	if len(st.Failures) > 0 {
 		in.Error = clip(st.Failures[0].Error(), api.MaxInstanceErrorBytes)
 	}
@@ -129,6 +112,7 @@ func instance(st *pgmetrics.State) api.Instance {
 			SenderHost:       r.SenderHost,
 			SenderPort:       r.SenderPort,
 			SlotName:         r.SlotName,
+			ApplicationName:  applicationName(st),
 			ReceivedTimeline: r.ReceivedTimeline,
 		}
 		if r.LastMsgAgeSeconds != nil {
@@ -147,98 +131,24 @@ func instance(st *pgmetrics.State) api.Instance {
 	return in
 }
 
-// joinStandbys lists the primary's pg_stat_replication rows and attaches the monitored standby each
-// one is. A standby is matched first by slot (its WAL receiver's slot_name is the slot the
-// walsender holds), then by application name (the application_name of its primary_conninfo, else
-// its fallback_application_name, else its cluster_name, as PostgreSQL itself picks it), each name
-// used only when exactly one row carries it. A monitored standby of this cluster that no row
-// matches and whose receiver is not streaming is listed as "disconnected"; one that streams but
-// matches no row is taken to cascade from another standby and is not listed.
-func joinStandbys(primary *pgmetrics.State, members []*pgmetrics.State) []api.Standby {
-	out := make([]api.Standby, 0, len(primary.Replicas))
-	for _, r := range primary.Replicas {
-		out = append(out, standby(r))
-	}
-	matched := map[string]bool{}
-	var candidates []*pgmetrics.State
-	for _, st := range members {
-		if st != primary && (st.Info.InRecovery || !st.Up) {
-			candidates = append(candidates, st)
-		}
-	}
-	// Slots first: they are unique on the primary.
-	for _, st := range candidates {
-		if st.Receiver == nil || st.Receiver.SlotName == "" {
-			continue
-		}
-		for i := range out {
-			if out[i].Instance == "" && out[i].SlotName == st.Receiver.SlotName {
-				out[i].Instance = st.Name
-				matched[st.Name] = true
-				break
-			}
-		}
-	}
-	for _, st := range candidates {
-		if matched[st.Name] {
-			continue
-		}
-		for _, name := range applicationNames(st) {
-			if i, ok := uniqueByApplicationName(out, name); ok {
-				out[i].Instance = st.Name
-				matched[st.Name] = true
-				break
-			}
-		}
-	}
-	for _, st := range candidates {
-		if matched[st.Name] || (st.Up && st.Receiver.Connected()) {
-			continue
-		}
-		d := api.Standby{ApplicationName: st.Name, State: StateDisconnected, Instance: st.Name}
-		if names := applicationNames(st); len(names) > 0 {
-			d.ApplicationName = names[0]
-		}
-		if st.Receiver != nil {
-			d.SlotName = st.Receiver.SlotName
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
-func uniqueByApplicationName(out []api.Standby, name string) (int, bool) {
-	found := -1
-	for i := range out {
-		if out[i].ApplicationName != name {
-			continue
-		}
-		if found >= 0 {
-			return 0, false
-		}
-		found = i
-	}
-	return found, found >= 0 && out[found].Instance == ""
-}
-
-// applicationNames are the names a standby's walreceiver may present to its primary, most
-// specific first.
-func applicationNames(st *pgmetrics.State) []string {
-	var names []string
+// applicationName is the name a standby's walreceiver presents to its upstream, as PostgreSQL picks
+// it: primary_conninfo's application_name, else its fallback_application_name, else cluster_name,
+// else "walreceiver".
+func applicationName(st *pgmetrics.State) string {
 	if st.Receiver != nil && st.Receiver.Conninfo != "" {
 		// pgconn parses libpq conninfo strings; unknown keywords land in RuntimeParams.
 		if cc, err := pgconn.ParseConfig(st.Receiver.Conninfo); err == nil {
 			for _, k := range []string{"application_name", "fallback_application_name"} {
 				if v := cc.RuntimeParams[k]; v != "" {
-					names = append(names, v)
+					return v
 				}
 			}
 		}
 	}
 	if st.Info.ClusterName != "" {
-		names = append(names, st.Info.ClusterName)
+		return st.Info.ClusterName
 	}
-	return names
+	return "walreceiver"
 }
 
 func standby(r pgmetrics.Replica) api.Standby {

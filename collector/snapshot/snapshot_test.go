@@ -11,6 +11,7 @@ import (
 
 	"github.com/pganalytics/pganalytics/collector/pgmetrics"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/topology"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -118,7 +119,7 @@ func TestBuildDownStandbyIsDisconnected(t *testing.T) {
 	p := primaryState("db1", "1")
 	down := &pgmetrics.State{Name: "db2", Err: errors.New("timeout"), Info: pgmetrics.ServerInfo{SystemIdentifier: "1", InRecovery: true}}
 	c := Build(time.Now(), []*pgmetrics.State{p, down}).Clusters[0]
-	if len(c.Standbys) != 1 || c.Standbys[0].State != StateDisconnected || c.Standbys[0].Instance != "db2" {
+	if len(c.Standbys) != 1 || c.Standbys[0].State != topology.StateDisconnected || c.Standbys[0].Instance != "db2" {
 		t.Errorf("standbys = %+v", c.Standbys)
 	}
 	if in := c.Instances[1]; in.Up || in.Role != pgmetrics.RoleUnknown || in.Error != "timeout" {
@@ -177,5 +178,72 @@ func TestBuildKeepsWithinTheAPIBounds(t *testing.T) {
 	e := sn.Clusters[1].Instances[0].Error
 	if len(e) > api.MaxInstanceErrorBytes || len(e) < api.MaxInstanceErrorBytes-1 || !utf8.ValidString(e) {
 		t.Errorf("error of %d bytes (valid UTF-8: %v)", len(e), utf8.ValidString(e))
+	}
+}
+
+// TestBuildPlacesCascadingStandbyUnderItsUpstream: primary → db2 → db3; db3's row is db2's, so db3
+// goes under db2 with db2's view of its lag, and its lag to the primary comes from the LSNs.
+func TestBuildPlacesCascadingStandbyUnderItsUpstream(t *testing.T) {
+	p := primaryState("db1", "1", pgmetrics.Replica{ApplicationName: "db2", State: "streaming", SyncState: "async", ReplayLagBytes: ptr(int64(5))})
+	p.Info.WALLSN = "0/3000100"
+	mid := standbyState("db2", "1", "", "host=db1 application_name=db2", "", true)
+	mid.Info.WALLSN = "0/3000000"
+	mid.Replicas = []pgmetrics.Replica{{ApplicationName: "db3", State: "streaming", SyncState: "async", ReplayLagBytes: ptr(int64(9))}}
+	leaf := standbyState("db3", "1", "", "host=db2 application_name=db3", "", true)
+	leaf.Info.WALLSN = "0/2FFFF00"
+	c := Build(time.Now(), []*pgmetrics.State{leaf, mid, p}).Clusters[0]
+	var order []string
+	for _, in := range c.Instances {
+		order = append(order, in.Name+"<"+in.Upstream)
+	}
+	if want := []string{"db1<", "db2<db1", "db3<db2"}; !equal(order, want) {
+		t.Fatalf("tree = %v, want %v", order, want)
+	}
+	db3 := c.Instances[2]
+	if db3.UpstreamLagBytes == nil || *db3.UpstreamLagBytes != 9 || db3.PrimaryLagBytes == nil || *db3.PrimaryLagBytes != 0x200 {
+		t.Errorf("db3 lags: upstream %v primary %v", db3.UpstreamLagBytes, db3.PrimaryLagBytes)
+	}
+	if d := topology.Depths(&c); d["db3"] != 2 || d["db2"] != 1 || d["db1"] != 0 {
+		t.Errorf("depths = %v", d)
+	}
+	for _, sb := range c.Standbys {
+		if sb.Instance != sb.ApplicationName {
+			t.Errorf("row %s of %s joined to %q", sb.ApplicationName, sb.Upstream, sb.Instance)
+		}
+	}
+}
+
+// TestBuildSplitBrainKeepsBothPrimariesViews: the old primary still running after a promotion keeps
+// its slots and standbys in the snapshot, and the cluster says split.
+func TestBuildSplitBrainKeepsBothPrimariesViews(t *testing.T) {
+	old := primaryState("db1", "1", pgmetrics.Replica{ApplicationName: "app1", State: "streaming"})
+	old.Info.Timeline = 1
+	promoted := primaryState("db2", "1", pgmetrics.Replica{ApplicationName: "app2", State: "streaming"})
+	promoted.Slots = []pgmetrics.Slot{{Name: "slot_c", Type: "physical", Active: true}}
+	c := Build(time.Now(), []*pgmetrics.State{old, promoted}).Clusters[0]
+	if !c.Split || c.Timeline != 2 {
+		t.Errorf("split %v timeline %d", c.Split, c.Timeline)
+	}
+	rows := map[string]string{}
+	for _, sb := range c.Standbys {
+		rows[sb.ApplicationName] = sb.Upstream
+	}
+	slots := map[string]string{}
+	for _, sl := range c.Slots {
+		slots[sl.Instance+"/"+sl.Name] = sl.Type
+	}
+	if rows["app1"] != "db1" || rows["app2"] != "db2" || len(slots) != 2 || slots["db1/slot_b"] == "" || slots["db2/slot_c"] == "" {
+		t.Errorf("rows %v slots %v", rows, slots)
+	}
+}
+
+func TestBuildClusterName(t *testing.T) {
+	p, s := primaryState("db1", "1"), standbyState("db2", "1", "", "", "", true)
+	s.Cluster = "orders"
+	if c := Build(time.Now(), []*pgmetrics.State{p, s}).Clusters[0]; c.Name != "orders" {
+		t.Errorf("name = %q", c.Name)
+	}
+	if c := Build(time.Now(), []*pgmetrics.State{primaryState("db1", "1")}).Clusters[0]; c.Name != "" {
+		t.Errorf("unset name = %q (the server names it)", c.Name)
 	}
 }

@@ -12,12 +12,17 @@ type Snapshot struct {
 
 // Cluster is one physical replication cluster (one system_identifier).
 type Cluster struct {
-	SystemIdentifier string         `json:"system_identifier"`
-	Timeline         int64          `json:"timeline"`
-	Instances        []Instance     `json:"instances"`     // every monitored member, primary first
-	Standbys         []Standby      `json:"standbys"`      // replicas as the primary reports them, joined with their own view
-	Slots            []Slot         `json:"slots"`         // the primary's replication slots
-	Subscriptions    []Subscription `json:"subscriptions"` // logical subscriptions on any member
+	SystemIdentifier string `json:"system_identifier"`
+	// Name is the cluster name set in collector.toml ([[postgres]] cluster); empty when none is set.
+	// The server's cluster views always carry one (see ClusterView).
+	Name     string `json:"name,omitempty"`
+	Timeline int64  `json:"timeline"` // the primary's; with several primaries, the highest
+	// Split is true when more than one member answers as a primary (split brain).
+	Split         bool           `json:"split,omitempty"`
+	Instances     []Instance     `json:"instances"`     // every monitored member: primaries first, then each standby after its upstream
+	Standbys      []Standby      `json:"standbys"`      // every pg_stat_replication row of every member (Upstream says whose), joined with the standby's own view
+	Slots         []Slot         `json:"slots"`         // every member's replication slots (Instance says whose)
+	Subscriptions []Subscription `json:"subscriptions"` // logical subscriptions on any member
 }
 
 // Instance is one monitored PostgreSQL server.
@@ -30,28 +35,41 @@ type Instance struct {
 	ServerVersion int    `json:"server_version"`
 	Timeline      int64  `json:"timeline"`
 	WALLSN        string `json:"wal_lsn,omitempty"` // current (primary) or last replayed (standby)
+	// StartedAt is pg_postmaster_start_time(): a later value than before means the server restarted.
+	StartedAt *time.Time `json:"started_at,omitempty"`
 	// Standby-only fields.
-	Receiver              *WALReceiver `json:"wal_receiver,omitempty"`
-	ReplayPaused          bool         `json:"replay_paused,omitempty"`
-	ReceiveReplayLagBytes int64        `json:"receive_replay_lag_bytes,omitempty"`
-	ReplayDelaySeconds    *float64     `json:"replay_delay_seconds,omitempty"` // nil: unknown (nothing replayed since start)
-	LastReplayAgeSeconds  *float64     `json:"last_replay_age_seconds,omitempty"`
+	Receiver *WALReceiver `json:"wal_receiver,omitempty"`
+	// Upstream is the monitored member this standby streams from, as matched from its WAL receiver's
+	// sender host and port and the upstream's pg_stat_replication row; empty when not known.
+	Upstream         string `json:"upstream,omitempty"`
+	UpstreamLagBytes *int64 `json:"upstream_lag_bytes,omitempty"` // replay lag as the upstream reports it
+	// PrimaryLagBytes is how far this standby's replay is behind the primary's current WAL position
+	// (only with exactly one primary; the two positions are read a moment apart).
+	PrimaryLagBytes       *int64   `json:"primary_lag_bytes,omitempty"`
+	ReplayPaused          bool     `json:"replay_paused,omitempty"`
+	ReceiveReplayLagBytes int64    `json:"receive_replay_lag_bytes,omitempty"`
+	ReplayDelaySeconds    *float64 `json:"replay_delay_seconds,omitempty"` // nil: unknown (nothing replayed since start)
+	LastReplayAgeSeconds  *float64 `json:"last_replay_age_seconds,omitempty"`
 }
 
 // WALReceiver is a standby's pg_stat_wal_receiver row.
 type WALReceiver struct {
-	Connected         bool    `json:"connected"`
-	Status            string  `json:"status"`
-	SenderHost        string  `json:"sender_host,omitempty"`
-	SenderPort        int     `json:"sender_port,omitempty"`
-	SlotName          string  `json:"slot_name,omitempty"`
+	Connected  bool   `json:"connected"`
+	Status     string `json:"status"`
+	SenderHost string `json:"sender_host,omitempty"`
+	SenderPort int    `json:"sender_port,omitempty"`
+	SlotName   string `json:"slot_name,omitempty"`
+	// ApplicationName is the name this standby presents to its upstream (primary_conninfo's
+	// application_name, else cluster_name, else "walreceiver"): its pg_stat_replication row's.
+	ApplicationName   string  `json:"application_name,omitempty"`
 	ReceivedTimeline  int64   `json:"received_timeline"`
 	LastMsgAgeSeconds float64 `json:"last_msg_age_seconds"`
 }
 
-// Standby is one pg_stat_replication row on a primary, joined (when the standby is monitored by the
-// same collector) with the standby's own instance name and view.
+// Standby is one pg_stat_replication row of a member (a primary, or a standby that cascades), joined
+// (when the standby is monitored) with the standby's own instance name and view.
 type Standby struct {
+	Upstream         string  `json:"upstream,omitempty"` // the member whose row this is; empty on a "disconnected" entry
 	ApplicationName  string  `json:"application_name"`
 	ClientAddr       string  `json:"client_addr,omitempty"`
 	State            string  `json:"state"`      // streaming, catchup, startup, backup, stopping, or "disconnected"
@@ -71,6 +89,7 @@ type Standby struct {
 
 // Slot is one replication slot.
 type Slot struct {
+	Instance               string   `json:"instance,omitempty"` // the member that holds it
 	Name                   string   `json:"name"`
 	Type                   string   `json:"type"` // physical | logical
 	Plugin                 string   `json:"plugin,omitempty"`
@@ -109,7 +128,11 @@ type CollectorTopology struct {
 // ReplicationResponse is GET /api/v1/replication; each SSE event on /api/v1/replication/stream
 // (event: topology) carries one CollectorTopology as its data.
 type ReplicationResponse struct {
+	// At is set when the answer is the topology as it was at that time (?at=); Collectors is then
+	// empty and Clusters come from the stored history.
+	At         *time.Time          `json:"at,omitempty"`
 	Collectors []CollectorTopology `json:"collectors"`
+	Clusters   []ClusterView       `json:"clusters"` // every collector's view merged, one per cluster
 }
 
 // Snapshot bounds. The server refuses a push whose snapshot breaks one (400 naming the field), so a

@@ -11,6 +11,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/tomlfile"
 )
 
@@ -49,6 +50,29 @@ type Quantity struct {
 
 // Quantities lists what the store observes (store.Observe), finest scope first within each group.
 func Quantities() []Quantity {
+	return append(fixedQuantities(), eventQuantities()...)
+}
+
+// EventWindow is how far back the events_*_15m quantities count.
+const EventWindow = 15 * time.Minute
+
+// EventQuantity is the quantity that counts a replication event kind over EventWindow.
+func EventQuantity(kind string) string { return "events_" + kind + "_15m" }
+
+// eventQuantities count each cluster event kind (api.EventKinds, collector events aside) per member.
+func eventQuantities() []Quantity {
+	var out []Quantity
+	for _, k := range api.EventKinds() {
+		if strings.HasPrefix(k, "collector_") {
+			continue
+		}
+		out = append(out, Quantity{EventQuantity(k), ScopeInstance,
+			"replication events of kind " + k + " in the last 15 minutes (GET /api/v1/events); cluster-wide ones have an empty instance"})
+	}
+	return out
+}
+
+func fixedQuantities() []Quantity {
 	return []Quantity{
 		{"auth_failures_per_minute", ScopeGlobal, "failed authentication attempts in the worst of the last two minutes"},
 		{"rate_limited_per_minute", ScopeGlobal, "requests refused with 429, summed over servers, worst of the last two minutes"},

@@ -50,7 +50,36 @@ func (s *Store) Observe(ctx context.Context, now time.Time) ([]alerting.Observat
 	if err := s.sampleFindings(ctx, now, members, &obs); err != nil {
 		return nil, err
 	}
+	if err := s.eventFindings(ctx, now, &obs); err != nil {
+		return nil, err
+	}
 	return obs, nil
+}
+
+// eventFindings counts the replication events of the last alerting.EventWindow per kind, cluster
+// and member.
+func (s *Store) eventFindings(ctx context.Context, now time.Time, obs *observations) error {
+	rows, err := s.pool.Query(ctx, `
+		SELECT kind, system_identifier, cluster, instance, count(*)::float8 FROM events
+		 WHERE at > $1 AND system_identifier <> '' GROUP BY 1, 2, 3, 4`, now.Add(-alerting.EventWindow))
+	if err != nil {
+		return fmt.Errorf("evaluate replication events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			kind, cluster, name, instance string
+			n                             float64
+		)
+		if err := rows.Scan(&kind, &cluster, &name, &instance, &n); err != nil {
+			return fmt.Errorf("evaluate replication events: %w", err)
+		}
+		obs.add(alerting.EventQuantity(kind), n, map[string]string{"cluster": cluster, "cluster_name": name, "instance": instance})
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("evaluate replication events: %w", err)
+	}
+	return nil
 }
 
 // member is a monitored instance as the snapshots name it, found by its collector and address

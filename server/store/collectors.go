@@ -61,9 +61,17 @@ func (s *Store) CreateCollector(ctx context.Context, name, hostname, tokenID str
 		return api.Collector{}, fmt.Errorf("%w: collector name and token id are required", ErrInvalid)
 	}
 	c := api.Collector{Name: name, Hostname: hostname, Status: CollectorNeverPushed}
-	err := s.pool.QueryRow(ctx,
-		`INSERT INTO collectors (name, hostname, token_id) VALUES ($1, $2, $3) RETURNING id::text, registered_at`,
-		name, hostname, tokenID).Scan(&c.ID, &c.RegisteredAt)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx,
+			`INSERT INTO collectors (name, hostname, token_id) VALUES ($1, $2, $3) RETURNING id::text, registered_at`,
+			name, hostname, tokenID).Scan(&c.ID, &c.RegisteredAt)
+		if err != nil {
+			return err
+		}
+		return s.recordEvents(ctx, tx, api.Event{At: c.RegisteredAt, Kind: api.EventCollectorRegistered, Severity: api.SeverityInfo,
+			Message: fmt.Sprintf("collector %s registered from %s", name, hostname),
+			Details: map[string]any{"collector_id": c.ID, "collector_name": name, "hostname": hostname}})
+	})
 	if err != nil {
 		if pgCode(err) == codeUniqueViolation {
 			return api.Collector{}, ErrConflict
@@ -124,15 +132,20 @@ func (s *Store) DeleteCollector(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx,
-		`UPDATE collectors SET deleted_at = now(), token_id = NULL WHERE id = $1 AND deleted_at IS NULL`, cid)
-	if err != nil {
-		return fmt.Errorf("delete collector: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var (
+			name string
+			at   time.Time
+		)
+		err := tx.QueryRow(ctx,
+			`UPDATE collectors SET deleted_at = now(), token_id = NULL WHERE id = $1 AND deleted_at IS NULL RETURNING name, deleted_at`,
+			cid).Scan(&name, &at)
+		if err != nil {
+			return notFound(err, "delete collector")
+		}
+		return s.recordEvents(ctx, tx, api.Event{At: at, Kind: api.EventCollectorDeleted, Severity: api.SeverityWarning,
+			Message: "collector " + name + " deleted", Details: map[string]any{"collector_id": id, "collector_name": name}})
+	})
 }
 
 // CollectorConfig returns the collector's configuration, or the defaults (interval 10 s,
