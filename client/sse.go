@@ -158,6 +158,17 @@ func scanSSELines(data []byte, atEOF bool) (advance int, token []byte, err error
 // network failed it also matches ErrUnreachable). A non-2xx answer is an *APIError. Events of other
 // types and heartbeat comments are ignored; a topology that does not decode ends the stream with an error.
 func (c *Client) StreamReplication(ctx context.Context, fn func(api.CollectorTopology)) error {
+	return c.Stream(ctx, StreamHandlers{Topology: fn})
+}
+
+// StreamHandlers receive the replication stream's events; a nil handler skips its type.
+type StreamHandlers struct {
+	Topology func(api.CollectorTopology) // `topology`: a collector pushed
+	Event    func(api.Event)             // `replication_event`: the server detected a change
+}
+
+// Stream is StreamReplication with a handler per event type.
+func (c *Client) Stream(ctx context.Context, h StreamHandlers) error {
 	r := c.newRequest(ctx, c.stream).
 		SetHeader("Accept", "text/event-stream").
 		SetHeader("Cache-Control", "no-cache").
@@ -188,14 +199,20 @@ func (c *Client) StreamReplication(ctx context.Context, fn func(api.CollectorTop
 
 	var p sseParser
 	err = p.parse(idle, func(ev sseEvent) error {
-		if ev.Type != "topology" {
-			return nil
+		switch {
+		case ev.Type == "topology" && h.Topology != nil:
+			var topo api.CollectorTopology
+			if err := json.Unmarshal([]byte(ev.Data), &topo); err != nil {
+				return fmt.Errorf("decode topology event: %w", err)
+			}
+			h.Topology(topo)
+		case ev.Type == "replication_event" && h.Event != nil:
+			var e api.Event
+			if err := json.Unmarshal([]byte(ev.Data), &e); err != nil {
+				return fmt.Errorf("decode replication event: %w", err)
+			}
+			h.Event(e)
 		}
-		var topo api.CollectorTopology
-		if err := json.Unmarshal([]byte(ev.Data), &topo); err != nil {
-			return fmt.Errorf("decode topology event: %w", err)
-		}
-		fn(topo)
 		return nil
 	})
 	if ctxErr := ctx.Err(); ctxErr != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -255,5 +256,30 @@ func TestStreamReplicationIdleWatchdog(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("got %d events, want 1", n)
+	}
+}
+
+// TestStreamEvents: replication events reach their handler, topologies theirs, in stream order.
+func TestStreamEvents(t *testing.T) {
+	c, _ := newTestClient(t, sseHandler(200, "text/event-stream",
+		`event: topology`+"\n"+`data: {"collector_id":"c1"}`+"\n\n",
+		`event: replication_event`+"\n"+`data: {"id":7,"kind":"promotion","cluster":"orders","instance":"db2"}`+"\n\n"))
+	var got []string
+	err := c.Stream(context.Background(), StreamHandlers{
+		Topology: func(tp api.CollectorTopology) { got = append(got, "topology:"+tp.CollectorID) },
+		Event:    func(e api.Event) { got = append(got, fmt.Sprintf("event:%d:%s:%s", e.ID, e.Kind, e.Instance)) },
+	})
+	if !errors.Is(err, ErrStreamEnded) {
+		t.Fatalf("err = %v", err)
+	}
+	if want := []string{"topology:c1", "event:7:promotion:db2"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+func TestEventsQueryValues(t *testing.T) {
+	q := EventsQuery{Cluster: "orders", Kinds: []string{"promotion", "split_brain"}, Since: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Limit: 5, Cursor: "99"}
+	if got, want := q.Values().Encode(), "cluster=orders&cursor=99&kind=promotion%2Csplit_brain&limit=5&since=2026-01-02T03%3A04%3A05Z"; got != want {
+		t.Errorf("values = %s, want %s", got, want)
 	}
 }

@@ -25,11 +25,12 @@ func newDemoCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the whole stack locally on throwaway clusters (store, API, primary+standby, collector)",
+		Short: "Run the whole stack locally on throwaway clusters (store, API, primary, standby, cascading standby, collector)",
 		Long: `demo starts, on this machine only:
   - a throwaway metrics-store PostgreSQL cluster, migrated, with an admin and a viewer user;
   - the API (pganalytics-api) on loopback;
-  - a monitored primary with a streaming standby and a small write workload;
+  - a monitored primary with a streaming standby, a standby of that standby (cascading
+    replication) and a small write workload;
   - a registered collector (pganalytics) pushing every few seconds;
 then opens the console on it. Credentials and URLs go to STATE_DIR/demo/demo.env.
 Ctrl-C (or quitting the console) stops everything and removes the clusters.`,
@@ -50,6 +51,7 @@ Ctrl-C (or quitting the console) stops everything and removes the clusters.`,
 				opts.StateDir = dir
 			}
 			opts.Workload = !noWorkload
+			opts.Cascade = true
 			opts.Out = cmd.ErrOrStderr()
 			opts.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			interactive := !noConsole && isatty.IsTerminal(os.Stdin.Fd()) && isatty.IsTerminal(os.Stdout.Fd())
@@ -83,21 +85,24 @@ pgAnalytics demo is running.
   store       %s
   primary     %s
   standby     %s
+  cascade     %s   (streams from the standby)
   collector   demo-collector, every %s   (log: %s)
   environment %s
 
 In another terminal:
   set -a; . %s; set +a
   %s smoke                            # the seed's smoke and security checks
-  %s replication --watch              # live replication topology
+  %s replication --watch              # live replication topology (primary → standby → cascade)
+  %s events                           # promotions, switches, slots: what changed and when
   %s runbook run staging --env demo   # the deployment plan's staging phase, end to end
   psql "$PGACTL_DATABASE_URL" -c "SELECT collector_id, COUNT(*) FROM metrics GROUP BY 1"
 
 `, v["PGACTL_API_URL"], filepath.Join(v["DEMO_DIR"], "api.log"),
 		v["PGACTL_USERNAME"], v["PGACTL_PASSWORD"], v["PGACTL_VIEWER_USERNAME"], v["PGACTL_VIEWER_PASSWORD"],
-		v["PGACTL_DATABASE_URL"], v["PRIMARY_URL"], v["STANDBY_URL"], interval,
+		v["PGACTL_DATABASE_URL"], v["PRIMARY_URL"], v["STANDBY_URL"], v["CASCADE_URL"], interval,
 		filepath.Join(v["DEMO_DIR"], "collector.log"), env.File, env.File,
-		filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"))
+		filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"),
+		filepath.Join(v["BIN_DIR"], "pgactl"))
 	if am := v["ALERTMANAGER_URL"]; am != "" {
 		fmt.Fprintf(w, "Alertmanager %s receives the API's alerts (its web UI shows them):\n  %s alerts test   # a synthetic alert through the API to it\n\n",
 			am, filepath.Join(v["BIN_DIR"], "pgactl"))

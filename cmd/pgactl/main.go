@@ -31,6 +31,7 @@ func newRootCmd() *cobra.Command {
 		newRunbookCmd(),
 		newRollbackCmd(),
 		newReplicationCmd(),
+		newEventsCmd(),
 		newAlertsCmd(),
 		newDemoCmd(),
 		&cobra.Command{

@@ -20,6 +20,7 @@ import (
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
+	"github.com/pganalytics/pganalytics/internal/topology"
 )
 
 func newReplicationCmd() *cobra.Command {
@@ -28,24 +29,41 @@ func newReplicationCmd() *cobra.Command {
 		watch       bool
 		collectorID string
 		output      string
+		atText      string
 	)
 	cmd := &cobra.Command{
 		Use:   "replication",
-		Short: "Show the live replication topology",
-		Long: `Show the latest replication topology each collector reported (GET /api/v1/replication): per
-cluster its instances, each standby with state, sync state and lag in bytes and seconds, replication
-slots with retained WAL and wal_status, and logical subscriptions. --watch follows the live event
-stream and reprints on every push, reconnecting when the stream breaks.
+		Short: "Show the replication topology, live or as it was at a time",
+		Long: `Show the replication topology (GET /api/v1/replication): per cluster, merged from every
+collector that watches one of its members, the tree of its members (primary → standbys → cascading
+standbys, each under the upstream it streams from, with timeline, lag to its upstream and to the
+primary), each replication row with state, sync state and lag in bytes and seconds, replication slots
+with retained WAL and wal_status, and logical subscriptions; then when each collector last reported.
+--collector shows that one collector's own snapshot instead. --at shows the clusters as the server's
+history holds them at that time (an RFC 3339 time, or a duration meaning that long ago). --watch
+follows the live event stream and reprints on every push, reconnecting when the stream breaks.
 
 Credentials: a token ($PGACTL_TOKEN or the context's token), else the admin login, else the viewer
 login (any role can read the topology).`,
 		Example: `  pgactl replication
+  pgactl replication --at 2026-02-27T14:05:00Z
+  pgactl replication --at 30m -o json
   pgactl replication --collector 3f2a... -o json
   pgactl replication --watch`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
 				return exitcode.With(exitcode.Usage, fmt.Errorf("unknown output format %q (want table or json)", output))
+			}
+			var at time.Time
+			if atText != "" {
+				var err error
+				if at, err = parseWhen(atText, time.Now()); err != nil {
+					return exitcode.With(exitcode.Usage, fmt.Errorf("--at: %w", err))
+				}
+				if watch || collectorID != "" {
+					return exitcode.With(exitcode.Usage, errors.New("--at cannot be combined with --watch or --collector: the history is kept per cluster"))
+				}
 			}
 			ctx, err := conn.resolve(client.Context{})
 			if err != nil {
@@ -55,7 +73,7 @@ login (any role can read the topology).`,
 			if err != nil {
 				return err
 			}
-			v := &replicationView{out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), json: output == "json", collectorID: collectorID}
+			v := &replicationView{out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), json: output == "json", collectorID: collectorID, at: at}
 			v.tty = isTerminal(cmd.OutOrStdout())
 			s := &apiSession{base: cl, ctx: ctx, cmd: cmd}
 			if err := s.login(cmd.Context()); err != nil {
@@ -69,7 +87,8 @@ login (any role can read the topology).`,
 	}
 	conn.register(cmd.Flags())
 	cmd.Flags().BoolVar(&watch, "watch", false, "follow the live stream and reprint on every change")
-	cmd.Flags().StringVar(&collectorID, "collector", "", "only this collector's topology (collector id)")
+	cmd.Flags().StringVar(&collectorID, "collector", "", "only this collector's own snapshot (collector id)")
+	cmd.Flags().StringVar(&atText, "at", "", "the topology at this time: RFC 3339, or a duration ago (90m)")
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table|json")
 	return cmd
 }
@@ -118,30 +137,64 @@ type replicationView struct {
 	json        bool
 	tty         bool
 	collectorID string
+	at          time.Time
 	latest      map[string]api.CollectorTopology
+	names       map[string]string // system identifier → cluster name, as the server named them
 }
 
 func (v *replicationView) once(ctx context.Context, s *apiSession) error {
-	rr, err := s.authed.Replication(ctx, v.collectorID)
+	var (
+		rr  api.ReplicationResponse
+		err error
+	)
+	if v.at.IsZero() {
+		rr, err = s.authed.Replication(ctx, v.collectorID)
+	} else {
+		rr, err = s.authed.ReplicationAt(ctx, v.at)
+	}
 	if err != nil {
 		return exitFor(err)
+	}
+	if rr.Clusters == nil && v.at.IsZero() {
+		rr.Clusters = topology.Merge(rr.Collectors, nil) // a server from before merged views
 	}
 	if v.json {
 		enc := json.NewEncoder(v.out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rr)
 	}
-	return renderTopologies(v.out, rr.Collectors, time.Now())
+	return v.render(rr.Clusters, rr.Collectors, time.Now())
+}
+
+// render prints the fleet view (the clusters, then the collectors' freshness), the history view
+// (the clusters at v.at), or one collector's own snapshot (--collector).
+func (v *replicationView) render(clusters []api.ClusterView, collectors []api.CollectorTopology, now time.Time) error {
+	switch {
+	case v.collectorID != "":
+		return renderTopologies(v.out, collectors, now)
+	case !v.at.IsZero():
+		fmt.Fprintf(v.out, "topology at %s (from the server's history)\n", v.at.UTC().Format(time.RFC3339))
+		if len(clusters) == 0 {
+			_, err := fmt.Fprintln(v.out, "no cluster was being watched then")
+			return err
+		}
+		return renderClusters(v.out, clusters, nil, now)
+	}
+	return renderClusters(v.out, clusters, collectors, now)
 }
 
 // watch prints the current state, then follows the stream: a table is reprinted whole (the screen
 // cleared on a terminal), JSON is one CollectorTopology per line. It returns nil when ctx ends.
 func (v *replicationView) watch(ctx context.Context, s *apiSession) error {
 	v.latest = map[string]api.CollectorTopology{}
+	v.names = map[string]string{}
 	backoff := time.Second
 	for {
 		rr, err := s.authed.Replication(ctx, v.collectorID)
 		if err == nil {
+			for _, c := range rr.Clusters {
+				v.names[c.SystemIdentifier] = c.Name
+			}
 			for _, t := range rr.Collectors {
 				v.update(t)
 			}
@@ -204,9 +257,82 @@ func (v *replicationView) update(t api.CollectorTopology) {
 	} else {
 		fmt.Fprintf(v.out, "--- %s\n", time.Now().UTC().Format(time.RFC3339))
 	}
-	if err := renderTopologies(v.out, all, time.Now()); err != nil {
+	// The same merge the server does, over the topologies streamed so far.
+	if err := v.render(topology.Merge(all, v.names), all, time.Now()); err != nil {
 		fmt.Fprintln(v.errOut, "pgactl:", err)
 	}
+}
+
+// renderClusters prints one block per cluster (its members as a tree), then, when collectors is
+// not nil, one line per collector saying when it last reported.
+func renderClusters(w io.Writer, clusters []api.ClusterView, collectors []api.CollectorTopology, now time.Time) error {
+	var b strings.Builder
+	if len(clusters) == 0 && collectors != nil {
+		b.WriteString("no topology yet: no collector has pushed a replication snapshot\n")
+	}
+	for i := range clusters {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		renderClusterView(&b, &clusters[i])
+	}
+	if len(collectors) > 0 {
+		collectors = slices.Clone(collectors)
+		slices.SortFunc(collectors, func(a, b api.CollectorTopology) int {
+			return strings.Compare(a.CollectorName+a.CollectorID, b.CollectorName+b.CollectorID)
+		})
+		b.WriteString("\ncollectors\n")
+		for _, t := range collectors {
+			stale := ""
+			if t.Stale {
+				stale = "  [STALE: no push within two intervals]"
+			}
+			fmt.Fprintf(&b, "  %s (%s)  received %s (%s ago)%s\n", t.CollectorName, t.CollectorID,
+				t.ReceivedAt.UTC().Format(time.RFC3339), now.Sub(t.ReceivedAt).Round(time.Second), stale)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// renderClusterView prints a merged cluster: the member tree first.
+func renderClusterView(w io.Writer, c *api.ClusterView) {
+	flag := ""
+	switch primaries := topology.Primaries(&c.Cluster); {
+	case c.Split:
+		flag = "  [SPLIT BRAIN: " + strings.Join(primaries, ", ") + " all answer as primary]"
+	case len(primaries) == 0:
+		flag = "  [NO PRIMARY]"
+	}
+	fmt.Fprintf(w, "cluster %s (%s)  timeline %d%s\n", c.Name, c.SystemIdentifier, c.Timeline, flag)
+	depth := topology.Depths(&c.Cluster)
+	var rows [][]string
+	for _, in := range c.Instances {
+		name := strings.Repeat("  ", depth[in.Name])
+		if depth[in.Name] > 0 {
+			name += "└ "
+		}
+		name += in.Name
+		note := in.Error
+		if in.Role == "standby" {
+			note = standbyNote(in)
+		}
+		tl := "-"
+		if in.Up {
+			tl = strconv.FormatInt(in.Timeline, 10)
+		}
+		rows = append(rows, []string{name, in.Role, dash(in.Upstream), tl, optBytes(in.UpstreamLagBytes), optBytes(in.PrimaryLagBytes),
+			in.Address, yesNo(in.Up), dash(note)})
+	}
+	writeTable(w, []string{"INSTANCE", "ROLE", "UPSTREAM", "TL", "LAG TO UPSTREAM", "LAG TO PRIMARY", "ADDRESS", "UP", "NOTE"}, rows)
+	renderRows(w, c.Standbys, c.Slots, c.Subscriptions)
+}
+
+func optBytes(p *int64) string {
+	if p == nil {
+		return "-"
+	}
+	return bytesHuman(*p)
 }
 
 // renderTopologies prints one block per collector, sorted by name, one section per cluster.
@@ -261,23 +387,28 @@ func renderCluster(w io.Writer, c api.Cluster) {
 		rows = append(rows, []string{in.Name, in.Role, in.Address, yesNo(in.Up), strconv.Itoa(in.ServerVersion), dash(in.WALLSN), dash(note)})
 	}
 	writeTable(w, []string{"INSTANCE", "ROLE", "ADDRESS", "UP", "VERSION", "WAL LSN", "NOTE"}, rows)
-	if len(c.Standbys) > 0 {
-		rows = rows[:0]
-		for _, s := range c.Standbys {
+	renderRows(w, c.Standbys, c.Slots, c.Subscriptions)
+}
+
+// renderRows prints a cluster's replication rows, slots and subscriptions.
+func renderRows(w io.Writer, standbys []api.Standby, slots []api.Slot, subs []api.Subscription) {
+	var rows [][]string
+	if len(standbys) > 0 {
+		for _, s := range standbys {
 			state := s.State
 			if state != "streaming" {
 				state += " (!)"
 			}
-			rows = append(rows, []string{s.ApplicationName, dash(s.Instance), dash(s.ClientAddr), state, s.SyncState,
+			rows = append(rows, []string{s.ApplicationName, dash(s.Upstream), dash(s.Instance), dash(s.ClientAddr), state, dash(s.SyncState),
 				bytesHuman(s.SentLagBytes), bytesHuman(s.ReplayLagBytes),
 				fmt.Sprintf("%.1f/%.1f/%.1f", s.WriteLagSeconds, s.FlushLagSeconds, s.ReplayLagSeconds),
 				fmt.Sprintf("%.1fs", s.ReplyAgeSeconds)})
 		}
-		writeTable(w, []string{"STANDBY", "INSTANCE", "CLIENT", "STATE", "SYNC", "SENT LAG", "REPLAY LAG", "WRITE/FLUSH/REPLAY S", "REPLY AGE"}, rows)
+		writeTable(w, []string{"STANDBY", "UPSTREAM", "INSTANCE", "CLIENT", "STATE", "SYNC", "SENT LAG", "REPLAY LAG", "WRITE/FLUSH/REPLAY S", "REPLY AGE"}, rows)
 	}
-	if len(c.Slots) > 0 {
+	if len(slots) > 0 {
 		rows = rows[:0]
-		for _, s := range c.Slots {
+		for _, s := range slots {
 			status := dash(s.WALStatus)
 			if s.WALStatus == "unreserved" || s.WALStatus == "lost" {
 				status += " (!)"
@@ -286,13 +417,13 @@ func renderCluster(w io.Writer, c api.Cluster) {
 			if s.SafeWALSizeBytes != nil {
 				safe = bytesHuman(*s.SafeWALSizeBytes)
 			}
-			rows = append(rows, []string{s.Name, s.Type, yesNo(s.Active), bytesHuman(s.RetainedBytes), status, safe})
+			rows = append(rows, []string{s.Name, dash(s.Instance), s.Type, yesNo(s.Active), bytesHuman(s.RetainedBytes), status, safe})
 		}
-		writeTable(w, []string{"SLOT", "TYPE", "ACTIVE", "RETAINED WAL", "WAL STATUS", "SAFE WAL SIZE"}, rows)
+		writeTable(w, []string{"SLOT", "INSTANCE", "TYPE", "ACTIVE", "RETAINED WAL", "WAL STATUS", "SAFE WAL SIZE"}, rows)
 	}
-	if len(c.Subscriptions) > 0 {
+	if len(subs) > 0 {
 		rows = rows[:0]
-		for _, s := range c.Subscriptions {
+		for _, s := range subs {
 			age := "-"
 			if s.LastMsgAgeSeconds != nil {
 				age = fmt.Sprintf("%.1fs", *s.LastMsgAgeSeconds)

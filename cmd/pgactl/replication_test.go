@@ -51,7 +51,7 @@ func TestRenderTopologies(t *testing.T) {
 		"collector alpha (c1)  received 2026-02-27T15:00:00Z (30s ago)\n",
 		"cluster 7312345678901234567  timeline 1",
 		"    db1_standby  standby  127.0.0.1:5433  yes  150004   -          receiver streaming, receive-replay 2.0 KiB, delay ?\n",
-		"    standby1  db1_standby  127.0.0.1  catchup (!)  async  512 B     16.0 MiB    0.0/0.0/1.2           0.0s\n",
+		"    standby1  -         db1_standby  127.0.0.1  catchup (!)  async  512 B     16.0 MiB    0.0/0.0/1.2           0.0s\n",
 		"catchup (!)", "16.0 MiB", "0.0/0.0/1.2",
 		"unreserved (!)", "48.0 MiB", "3.0 GiB",
 		"collector beta (c2)", "[STALE: no push within two intervals]",
@@ -67,6 +67,62 @@ func TestRenderTopologies(t *testing.T) {
 	renderTopologies(&buf, nil, now)
 	if !strings.Contains(buf.String(), "no topology yet") {
 		t.Errorf("empty output: %q", buf.String())
+	}
+}
+
+// TestRenderClusters: the fleet view is the member tree, a split brain says so, and the collectors'
+// freshness follows.
+func TestRenderClusters(t *testing.T) {
+	lag := func(n int64) *int64 { return &n }
+	c := api.ClusterView{Cluster: api.Cluster{SystemIdentifier: "73", Name: "orders", Timeline: 2, Split: true,
+		Instances: []api.Instance{
+			{Name: "db2", Address: "127.0.0.1:5433", Up: true, Role: "primary", Timeline: 2},
+			{Name: "db3", Address: "127.0.0.1:5434", Up: true, Role: "standby", Timeline: 2, Upstream: "db2",
+				UpstreamLagBytes: lag(1024), Receiver: &api.WALReceiver{Connected: true, Status: "streaming"}},
+			{Name: "db1", Address: "127.0.0.1:5432", Up: true, Role: "primary", Timeline: 1},
+		},
+		Standbys: []api.Standby{{Upstream: "db2", ApplicationName: "db3", Instance: "db3", State: "streaming", SyncState: "async"}},
+		Slots:    []api.Slot{{Instance: "db1", Name: "db2", Type: "physical"}, {Instance: "db2", Name: "db3", Type: "physical", Active: true}},
+	}}
+	var buf bytes.Buffer
+	now := time.Date(2026, 2, 27, 15, 0, 30, 0, time.UTC)
+	if err := renderClusters(&buf, []api.ClusterView{c}, []api.CollectorTopology{sampleTopology("c1", "alpha")}, now); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"cluster orders (73)  timeline 2  [SPLIT BRAIN: db2, db1 all answer as primary]\n",
+		"    INSTANCE  ROLE     UPSTREAM  TL  LAG TO UPSTREAM  LAG TO PRIMARY  ADDRESS         UP   NOTE\n",
+		"    db2       primary  -         2   -                -               127.0.0.1:5433  yes  -\n",
+		"    ","  └ db3",
+		"    db1       primary  -         1 ",
+		"    db3      db2       db3",
+		"    db2   db1       physical  no",
+		"collectors\n  alpha (c1)  received 2026-02-27T15:00:00Z (30s ago)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestParseWhen(t *testing.T) {
+	now := time.Date(2026, 2, 27, 15, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Time
+		ok   bool
+	}{
+		{"2026-02-27T14:00:00Z", now.Add(-time.Hour), true},
+		{"90m", now.Add(-90 * time.Minute), true},
+		{"-2h", now.Add(-2 * time.Hour), true},
+		{"yesterday", time.Time{}, false},
+		{"2026-02-27", time.Time{}, false},
+	} {
+		got, err := parseWhen(tc.in, now)
+		if (err == nil) != tc.ok || !got.Equal(tc.want) {
+			t.Errorf("parseWhen(%q) = %v, %v", tc.in, got, err)
+		}
 	}
 }
 
@@ -181,8 +237,8 @@ func TestReplicationCommand(t *testing.T) {
 		if err := runReplicationCmd(t, context.Background(), &out, "--api-url", url); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(out.String(), "collector alpha (c1)") {
-			t.Errorf("output %q", out.String())
+		if s := out.String(); !strings.Contains(s, "  alpha (c1)  received") || !strings.Contains(s, "cluster db1 (7312345678901234567)") {
+			t.Errorf("output %q", s)
 		}
 	})
 	t.Run("watch json follows the stream", func(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package demo starts the whole pgAnalytics stack on this machine for `pgactl demo`: a metrics-store
-// cluster, the API on loopback, a monitored primary with a streaming standby, a registered collector
-// and a small write workload, all throwaway and removed when the demo stops.
+// cluster, the API on loopback, a monitored primary with a streaming standby (and, with Cascade, a
+// standby of that standby), a registered collector and a small write workload, all throwaway and
+// removed when the demo stops.
 package demo
 
 import (
@@ -33,6 +34,7 @@ type Options struct {
 	APIAddr  string        // loopback listen address of the API, default 127.0.0.1:8080
 	Interval time.Duration // collector interval, default 5s
 	Workload bool          // keep writing to the primary so lag moves
+	Cascade  bool          // add db1_cascade, a standby streaming from db1_standby
 	APIEnv   []string      // more environment for the API, e.g. ALERTMANAGER_URLS=http://127.0.0.1:9093
 	Out      io.Writer     // progress lines for the person running the demo
 	Logger   *slog.Logger
@@ -52,9 +54,31 @@ type Stack struct {
 	store   *pgcluster.Cluster
 	primary *pgcluster.Cluster
 	standby *pgcluster.Cluster
+	cascade *pgcluster.Cluster // nil without Options.Cascade
 	procs   []*process
 	dir     string
 	apiURL  string
+}
+
+// Names of the stack's monitored clusters, for Cluster.
+const (
+	ClusterPrimary = "db1"
+	ClusterStandby = "db1_standby"
+	ClusterCascade = "db1_cascade"
+)
+
+// Cluster is one of the stack's monitored clusters by name (nil if the stack has none of that
+// name), for tests that fail over, rewind or break replication.
+func (st *Stack) Cluster(name string) *pgcluster.Cluster {
+	switch name {
+	case ClusterPrimary:
+		return st.primary
+	case ClusterStandby:
+		return st.standby
+	case ClusterCascade:
+		return st.cascade
+	}
+	return nil
 }
 
 // Names of the stack's processes, for Kill, Restart and PID.
@@ -166,7 +190,8 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	step("starting the monitored primary and its streaming standby")
 	st.primary, err = pgcluster.Start(ctx, pgcluster.Config{
 		Name: "db1", BaseDir: st.scratch.Dir, Binaries: bins,
-		Settings: map[string]string{"wal_level": "logical", "track_io_timing": "on"},
+		// wal_log_hints and full_page_writes let pg_rewind turn a former primary into a standby.
+		Settings: map[string]string{"wal_level": "logical", "track_io_timing": "on", "wal_log_hints": "on", "full_page_writes": "on"},
 	})
 	if err != nil {
 		return Env{}, err
@@ -188,6 +213,14 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	if err != nil {
 		return Env{}, err
 	}
+	monitored := map[string]*pgcluster.Cluster{"db1": st.primary, "db1_standby": st.standby}
+	if o.Cascade {
+		step("starting db1_cascade, a standby of the standby")
+		if st.cascade, err = pgcluster.StartStandby(ctx, st.standby, pgcluster.Config{Name: "db1_cascade"}); err != nil {
+			return Env{}, err
+		}
+		monitored["db1_cascade"] = st.cascade
+	}
 
 	vars := map[string]string{
 		"PGACTL_API_URL":         "http://" + o.APIAddr,
@@ -204,6 +237,9 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		"PRIMARY_URL":            st.primary.DSN("postgres"),
 		"STANDBY_URL":            st.standby.DSN("postgres"),
 		"BACKUP_DIR":             filepath.Join(st.dir, "backups"),
+	}
+	if st.cascade != nil {
+		vars["CASCADE_URL"] = st.cascade.DSN("postgres")
 	}
 	apiEnv := []string{
 		"DATABASE_URL=" + storeURL,
@@ -256,8 +292,11 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	monitorURL := func(c *pgcluster.Cluster) string {
 		return fmt.Sprintf("postgres://pganalytics@127.0.0.1:%d/postgres?sslmode=disable", c.Port)
 	}
-	if err := writeCollectorConfig(vars["COLLECTOR_CONFIG"], st.dir, vars["PGACTL_API_URL"], o.Interval, passwordFile,
-		map[string]string{"db1": monitorURL(st.primary), "db1_standby": monitorURL(st.standby)}); err != nil {
+	instances := map[string]string{}
+	for name, c := range monitored {
+		instances[name] = monitorURL(c)
+	}
+	if err := writeCollectorConfig(vars["COLLECTOR_CONFIG"], st.dir, vars["PGACTL_API_URL"], o.Interval, passwordFile, instances); err != nil {
 		return Env{}, err
 	}
 	collectorEnv := []string{"REGISTRATION_SECRET=" + vars["REGISTRATION_SECRET"]}
@@ -449,7 +488,7 @@ func (st *Stack) stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("%s did not stop within 12s; killed", p.name))
 		}
 	}
-	for _, c := range []*pgcluster.Cluster{st.standby, st.primary, st.store} {
+	for _, c := range []*pgcluster.Cluster{st.cascade, st.standby, st.primary, st.store} {
 		if c != nil {
 			if err := c.Stop(ctx); err != nil {
 				errs = append(errs, err)
