@@ -36,6 +36,8 @@ func newConsole(t *testing.T, role string) (*App, *fake.API) {
 	f := fake.Replication()
 	f.CollectorsR = fake.Collectors()
 	f.AlertsR = fake.Alerts()
+	fo := fake.Failover()
+	f.Topology.Clusters, f.History, f.EventsR = fo.Topology.Clusters, fo.History, fo.EventsR
 	app := New(Options{
 		Context: t.Context(), Session: session{id: Identity{User: "alice", Role: role}}, API: f,
 		APIURL: "http://127.0.0.1:8080", User: "alice", Theme: fake.Theme(), Now: fake.Clock,
@@ -53,19 +55,22 @@ type step struct {
 // TestGolden renders every view through a real program at 80×24 and 160×48 and compares the last
 // frame with testdata/TestGolden/*.golden (go test ./tui/... -update rewrites them).
 func TestGolden(t *testing.T) {
-	loaded := step{waitFor: []string{"alice (admin)", "● live", "7.5 MiB", "5 Alerts (2)"}}
+	loaded := step{waitFor: []string{"alice (admin)", "● live", "7.5 MiB", "6 Aler", "(2)"}}
 	views := []struct {
 		name  string
 		steps []step
 	}{
 		{"replication", []step{loaded}},
 		{"replication_detail", []step{loaded, {keys: []string{"j", "j", "j", "enter"}, waitFor: []string{"replay lag history"}}}},
-		{"runbook", []step{loaded, {keys: []string{"2"}, waitFor: []string{"↺ last run"}},
+		{"topology", []step{loaded, {keys: []string{"2"}, waitFor: []string{"east-cascade", "split brain over"}}}},
+		{"topology_history", []step{loaded, {keys: []string{"2"}, waitFor: []string{"east-cascade"}},
+			{keys: []string{"p", "p", "p"}, waitFor: []string{"SPLIT BRAIN", "events up to"}}}},
+		{"runbook", []step{loaded, {keys: []string{"3"}, waitFor: []string{"↺ last run"}},
 			{keys: []string{"j", "enter"}, waitFor: []string{"staging/health succeeded"}}}},
-		{"smoke", []step{loaded, {keys: []string{"3", "enter"}, waitFor: []string{"4 passed"}}}},
-		{"collectors", []step{loaded, {keys: []string{"4"}, waitFor: []string{"prod-west", "STALE"}}}},
-		{"alerts", []step{loaded, {keys: []string{"5"}, waitFor: []string{"CollectorStale", "evaluated"}}}},
-		{"rollback", []step{loaded, {keys: []string{"6", "p"}, waitFor: []string{"Manual step rollback/assess"}}}},
+		{"smoke", []step{loaded, {keys: []string{"4", "enter"}, waitFor: []string{"4 passed"}}}},
+		{"collectors", []step{loaded, {keys: []string{"5"}, waitFor: []string{"prod-west", "STALE"}}}},
+		{"alerts", []step{loaded, {keys: []string{"6"}, waitFor: []string{"CollectorStale", "evaluated"}}}},
+		{"rollback", []step{loaded, {keys: []string{"7", "p"}, waitFor: []string{"Manual step rollback/assess"}}}},
 		{"help", []step{loaded, {keys: []string{"?"}, waitFor: []string{"Everywhere"}}}},
 	}
 	sizes := []struct{ w, h int }{{80, 24}, {160, 48}}
@@ -105,7 +110,7 @@ func drive(t *testing.T, app *App) *fake.Driver {
 	d := fake.NewDriver(t, app)
 	d.Until("loaded", func() bool {
 		v := app.View()
-		return strings.Contains(v, "7.5 MiB") && app.loggedIn && strings.Contains(v, "5 Alerts (2)")
+		return strings.Contains(v, "7.5 MiB") && app.loggedIn && strings.Contains(v, "(2)")
 	})
 	return d
 }
@@ -119,10 +124,10 @@ func TestShellKeys(t *testing.T) {
 		wantText   string
 	}{
 		{"starts on replication", nil, 0, false, "[1 Replication]"},
-		{"tab goes right", []string{"tab"}, 1, false, "[2 Runbook]"},
-		{"shift+tab wraps left", []string{"shift+tab"}, 5, false, "[6 Rollback]"},
-		{"number keys", []string{"4"}, 3, false, "[4 Collectors]"},
-		{"5 then tab", []string{"5", "tab"}, 5, false, "[6 Rollback]"},
+		{"tab goes right", []string{"tab"}, 1, false, "[2 Topology (1)]"},
+		{"shift+tab wraps left", []string{"shift+tab"}, 6, false, "[7 Rollback]"},
+		{"number keys", []string{"5"}, 4, false, "[5 Collectors]"},
+		{"6 then tab", []string{"6", "tab"}, 6, false, "[7 Rollback]"},
 		{"? shows the full help", []string{"?"}, 0, false, "previous view"},
 		{"q quits when idle", []string{"q"}, 0, true, ""},
 		{"ctrl+c quits when idle", []string{"ctrl+c"}, 0, true, ""},
@@ -155,7 +160,7 @@ func TestShellKeys(t *testing.T) {
 func TestQuitRefusedMidStep(t *testing.T) {
 	app, _ := newConsole(t, api.RoleOperator)
 	d := drive(t, app)
-	for _, k := range []string{"6", "p"} {
+	for _, k := range []string{"7", "p"} {
 		d.Send(fake.Press(k))
 	}
 	d.Until("a step waiting", func() bool { return strings.Contains(app.View(), "Manual step rollback/assess") })
@@ -180,7 +185,7 @@ func TestSecondCtrlCAfterTheWindowIsRefused(t *testing.T) {
 	now := fake.Now
 	app.now = func() time.Time { return now }
 	d := drive(t, app)
-	d.Send(fake.Press("6"))
+	d.Send(fake.Press("7"))
 	d.Send(fake.Press("p"))
 	d.Until("a step waiting", func() bool { return strings.Contains(app.View(), "Manual step rollback/assess") })
 	d.Send(fake.Press("ctrl+c"))
@@ -236,7 +241,7 @@ func TestLoginRetriedWhenUnreachable(t *testing.T) {
 func TestViewerIsReadOnly(t *testing.T) {
 	app, f := newConsole(t, api.RoleViewer)
 	d := drive(t, app)
-	d.Send(fake.Press("4"))
+	d.Send(fake.Press("5"))
 	d.Send(fake.Press("d"))
 	if v := app.View(); !strings.Contains(v, "read-only: deregistering a collector needs the operator or admin role") {
 		t.Errorf("d for a viewer:\n%s", v)
@@ -244,7 +249,7 @@ func TestViewerIsReadOnly(t *testing.T) {
 	if strings.Contains(app.View(), "deregister") && strings.Contains(app.helpView(), "d deregister") {
 		t.Error("help offers deregister to a viewer")
 	}
-	d.Send(fake.Press("2"))
+	d.Send(fake.Press("3"))
 	d.Send(fake.Press("enter"))
 	if app.busy() {
 		t.Error("a viewer started a runbook step")
@@ -270,7 +275,7 @@ func TestEveryFrameFitsTheTerminal(t *testing.T) {
 	d := drive(t, app)
 	for _, sz := range []struct{ w, h int }{{80, 24}, {100, 30}, {160, 48}, {80, 24}} {
 		d.Send(tea.WindowSizeMsg{Width: sz.w, Height: sz.h})
-		for _, k := range []string{"1", "2", "3", "4", "5", "6", "?", "1", "?"} {
+		for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "?", "1", "?"} {
 			d.Send(fake.Press(k))
 			lines := strings.Split(app.View(), "\n")
 			if len(lines) != sz.h {

@@ -80,12 +80,26 @@ func (a *App) banner() string {
 	return fmt.Sprintf("! CONNECTION LOST (%s), reconnecting in %s: %s", m.Source, widget.Seconds(m.RetryIn.Seconds()), m.Err.Error())
 }
 
-// tabLine lists the views; the active one in brackets so it shows without colour.
+// tabLine lists the views; the active one in brackets so it shows without colour. When the titles
+// do not fit, the inactive ones shrink to their first four letters (numbers and badges stay).
 func (a *App) tabLine() string {
+	line := a.renderTabs(0)
+	if widget.Width(line) > a.width {
+		line = a.renderTabs(4)
+	}
+	return widget.Truncate(line, a.width)
+}
+
+// renderTabs renders the tab titles, inactive ones cut to short runes (0: whole).
+func (a *App) renderTabs(short int) string {
 	th := a.theme
 	parts := make([]string, len(a.tabs))
 	for i, t := range a.tabs {
-		title := fmt.Sprintf("%d %s", i+1, t.title)
+		name := t.title
+		if r := []rune(name); short > 0 && i != a.active && len(r) > short {
+			name = string(r[:short])
+		}
+		title := fmt.Sprintf("%d %s", i+1, name)
 		if b, ok := t.component.(badger); ok && b.Badge() != "" {
 			title += " (" + b.Badge() + ")"
 		}
@@ -95,7 +109,7 @@ func (a *App) tabLine() string {
 			parts[i] = th.TabInactive.Render(" " + title + " ")
 		}
 	}
-	return widget.Truncate(strings.Join(parts, " "), a.width)
+	return strings.Join(parts, " ")
 }
 
 // helpView is the one-line help bar under the view: the view's keys, cut to fit, then the shell's,

@@ -11,12 +11,14 @@ import (
 	runbookview "github.com/pganalytics/pganalytics/tui/runbook"
 	smokeview "github.com/pganalytics/pganalytics/tui/smoke"
 	"github.com/pganalytics/pganalytics/tui/theme"
+	"github.com/pganalytics/pganalytics/tui/topology"
 	"github.com/pganalytics/pganalytics/tui/view"
 )
 
 // API is what the console's views read from the server.
 type API interface {
 	replication.Source
+	topology.Source
 	collectors.Source
 	alerts.Source
 }
@@ -45,7 +47,8 @@ type Options struct {
 // RollbackPhase is the runbook phase the Rollback view runs; the Runbook view runs the others.
 const RollbackPhase = "rollback"
 
-// New builds the console: Replication (shown first), Runbook, Smoke, Collectors, Alerts, Rollback.
+// New builds the console: Replication (shown first), Topology, Runbook, Smoke, Collectors, Alerts,
+// Rollback.
 func New(o Options) *App {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -65,6 +68,7 @@ func New(o Options) *App {
 	tabs := []tab{
 		{"Replication", replication.New(replication.Options{Env: env, Source: o.API,
 			Thresholds: o.Thresholds, Refresh: o.Refresh, NoStream: o.NoStream})},
+		{"Topology", topology.New(topology.Options{Env: env, Source: o.API})},
 		{"Runbook", runbookTab("Runbook", func(id string) bool { return id != RollbackPhase })},
 		{"Smoke", smokeview.New(smokeview.Options{Env: env, Suite: o.Smoke, Unavailable: o.SmokeUnavailable})},
 		{"Collectors", collectors.New(collectors.Options{Env: env, Source: o.API})},

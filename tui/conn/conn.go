@@ -20,6 +20,7 @@ const (
 	SourceStream      = "stream"
 	SourceCollectors  = "collectors"
 	SourceAlerts      = "alerts"
+	SourceTopology    = "topology"
 )
 
 // Msg is one feed's latest outcome: Err nil means it worked. RetryIn is when the feed tries again

@@ -9,7 +9,7 @@ type Map struct {
 	// Global.
 	NextView  key.Binding
 	PrevView  key.Binding
-	GotoView  key.Binding // 1-6
+	GotoView  key.Binding // 1-7
 	Help      key.Binding
 	Quit      key.Binding
 	Interrupt key.Binding // ctrl+c: refused mid-step like q, a second press within 2 s forces
@@ -40,6 +40,14 @@ type Map struct {
 	Abort      key.Binding // runbook prompts
 	RunSuite   key.Binding // smoke
 
+	// Time travel (topology).
+	GoToTime    key.Binding
+	StepBack    key.Binding
+	StepForward key.Binding
+	PrevEvent   key.Binding
+	NextEvent   key.Binding
+	Live        key.Binding
+
 	// Prompts.
 	Confirm key.Binding
 	Deny    key.Binding
@@ -52,7 +60,7 @@ func New() Map {
 	return Map{
 		NextView:  key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next view")),
 		PrevView:  key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous view")),
-		GotoView:  key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6"), key.WithHelp("1-6", "go to view")),
+		GotoView:  key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7"), key.WithHelp("1-7", "go to view")),
 		Help:      key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Quit:      key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "quit")),
 		Interrupt: key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit (twice to force)")),
@@ -80,6 +88,13 @@ func New() Map {
 		SkipStep:   key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "skip step")),
 		Abort:      key.NewBinding(key.WithKeys("a", "esc"), key.WithHelp("a/esc", "abort run")),
 		RunSuite:   key.NewBinding(key.WithKeys("enter", "r"), key.WithHelp("enter/r", "run suite")),
+
+		GoToTime:    key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "go to a time")),
+		StepBack:    key.NewBinding(key.WithKeys("["), key.WithHelp("[", "one interval back")),
+		StepForward: key.NewBinding(key.WithKeys("]"), key.WithHelp("]", "one interval on")),
+		PrevEvent:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "previous event")),
+		NextEvent:   key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "next event")),
+		Live:        key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "back to live")),
 
 		Confirm: key.NewBinding(key.WithKeys("y", "Y"), key.WithHelp("y", "yes")),
 		Deny:    key.NewBinding(key.WithKeys("n", "N", "esc"), key.WithHelp("n/esc", "no")),

@@ -34,7 +34,7 @@ func loaded(t *testing.T) (*Model, *fake.API) {
 	f := fake.Replication()
 	m := newModel(t, f)
 	m.Update(m.poll.Fetch()())
-	for _, e := range f.Events {
+	for _, e := range f.Pushes {
 		m.Update(widget.Event[api.CollectorTopology]{Pump: m.stream, Value: e})
 	}
 	return m, f
@@ -44,11 +44,11 @@ func TestStateHistoryIsBoundedAndDeduplicated(t *testing.T) {
 	s := newState(3)
 	f := fake.Replication()
 	for range 2 { // the same pushes twice: a re-poll adds nothing
-		for _, e := range f.Events {
+		for _, e := range f.Pushes {
 			s.applyOne(e, fake.Now)
 		}
 	}
-	k := standbyKey(fake.EastID, "7321560123456789012", f.Events[0].Snapshot.Clusters[0].Standbys[0])
+	k := standbyKey(fake.EastID, "7321560123456789012", f.Pushes[0].Snapshot.Clusters[0].Standbys[0])
 	h := s.history[k]
 	if h == nil || h.Len() != 3 {
 		t.Fatalf("history of replica1 = %v, want 3 samples (the ring's capacity)", h)
@@ -61,9 +61,9 @@ func TestStateHistoryIsBoundedAndDeduplicated(t *testing.T) {
 func TestStateIgnoresOlderSnapshots(t *testing.T) {
 	s := newState(10)
 	f := fake.Replication()
-	newest := f.Events[len(f.Events)-1]
+	newest := f.Pushes[len(f.Pushes)-1]
 	s.applyOne(newest, fake.Now)
-	older := f.Events[0]
+	older := f.Pushes[0]
 	older.Stale = true
 	s.applyOne(older, fake.Now)
 	cs := s.collectors[fake.EastID]
@@ -78,7 +78,7 @@ func TestStateIgnoresOlderSnapshots(t *testing.T) {
 func TestStateTracksDisappearedStandbys(t *testing.T) {
 	s := newState(10)
 	f := fake.Replication()
-	first := f.Events[0]
+	first := f.Pushes[0]
 	s.applyOne(first, fake.Now)
 
 	gone := first
@@ -244,7 +244,7 @@ func TestPausedUpdatesAreHeld(t *testing.T) {
 	m := newModel(t, f)
 	m.Update(m.poll.Fetch()())
 	m.Update(fake.Press(" "))
-	last := f.Events[len(f.Events)-1]
+	last := f.Pushes[len(f.Pushes)-1]
 	m.Update(widget.Event[api.CollectorTopology]{Pump: m.stream, Value: last})
 	if strings.Contains(m.View(), "7.5 MiB") {
 		t.Fatal("a paused view applied an update")
@@ -347,7 +347,7 @@ func BenchmarkReplicationRelayout(b *testing.B) {
 func TestProblemsShowAtOnce(t *testing.T) {
 	m, f := loaded(t)
 	m.SetSize(100, 60)
-	last := f.Events[len(f.Events)-1]
+	last := f.Pushes[len(f.Pushes)-1]
 	gone := last
 	gone.Snapshot.CollectedAt = last.Snapshot.CollectedAt.Add(10 * time.Second)
 	cl := last.Snapshot.Clusters[0]

@@ -153,6 +153,23 @@ func (s *Session) StreamReplication(ctx context.Context, fn func(api.CollectorTo
 	return s.do(ctx, func(c *client.Client) error { return c.StreamReplication(ctx, fn) })
 }
 
+// ReplicationAt is GET /replication?at=.
+func (s *Session) ReplicationAt(ctx context.Context, at time.Time) (resp api.ReplicationResponse, err error) {
+	err = s.do(ctx, func(c *client.Client) (e error) { resp, e = c.ReplicationAt(ctx, at); return e })
+	return resp, err
+}
+
+// Events is GET /events.
+func (s *Session) Events(ctx context.Context, q client.EventsQuery) (resp api.EventsResponse, err error) {
+	err = s.do(ctx, func(c *client.Client) (e error) { resp, e = c.Events(ctx, q); return e })
+	return resp, err
+}
+
+// StreamEvents follows the SSE stream's replication events until it breaks or ctx ends.
+func (s *Session) StreamEvents(ctx context.Context, fn func(api.Event)) error {
+	return s.do(ctx, func(c *client.Client) error { return c.Stream(ctx, client.StreamHandlers{Event: fn}) })
+}
+
 // Collectors is GET /collectors.
 func (s *Session) Collectors(ctx context.Context) (list []api.Collector, err error) {
 	err = s.do(ctx, func(c *client.Client) (e error) { list, e = c.Collectors(ctx); return e })

@@ -32,13 +32,18 @@ func Clock() time.Time { return Now }
 type API struct {
 	mu          sync.Mutex
 	Topology    api.ReplicationResponse // GET /replication
-	Events      []api.CollectorTopology // played once on the first stream, then the stream idles
+	Pushes      []api.CollectorTopology // played once on the first stream, then the stream idles
 	CollectorsR []api.Collector         // GET /collectors
 	AlertsR     api.AlertsResponse      // GET /alerts
 	Silences    []api.SilenceRequest    // POST /alerts/silences received
 	Err         error                   // when set, every request fails with it
 	Deleted     []string                // ids DeleteCollector was called with
-	streamed    bool
+	History     []Moment                // GET /replication?at=, oldest first
+	EventsR     []api.Event             // GET /events, newest first
+	Streamed    []api.Event             // replication events played once on the first event stream
+	AtCalls     []time.Time             // the times GET /replication?at= was asked for
+
+	streamed, eventsStreamed bool
 }
 
 // Replication answers GET /replication.
@@ -60,13 +65,13 @@ func (a *API) Replication(_ context.Context, collectorID string) (api.Replicatio
 	return out, nil
 }
 
-// StreamReplication plays Events once, then blocks until ctx ends; with Err set it fails at once.
+// StreamReplication plays Pushes once, then blocks until ctx ends; with Err set it fails at once.
 func (a *API) StreamReplication(ctx context.Context, fn func(api.CollectorTopology)) error {
 	a.mu.Lock()
 	err := a.Err
 	var events []api.CollectorTopology
 	if !a.streamed {
-		events, a.streamed = a.Events, true
+		events, a.streamed = a.Pushes, true
 	}
 	a.mu.Unlock()
 	if err != nil {

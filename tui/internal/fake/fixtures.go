@@ -83,7 +83,7 @@ func Replication() *API {
 	}
 	return &API{
 		Topology: api.ReplicationResponse{Collectors: []api.CollectorTopology{events[0], west()}},
-		Events:   events,
+		Pushes:   events,
 	}
 }
 
