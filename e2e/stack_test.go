@@ -44,6 +44,12 @@ type stack struct {
 // the test ends. A failed test gets the tail of the API's and the collector's logs.
 func startStack(t *testing.T, interval time.Duration, workload bool, apiEnv ...string) *stack {
 	t.Helper()
+	return startStackWith(t, interval, func(o *demo.Options) { o.Workload, o.APIEnv = workload, apiEnv })
+}
+
+// startStackWith is startStack with the demo's options set by opt.
+func startStackWith(t *testing.T, interval time.Duration, opt func(*demo.Options)) *stack {
+	t.Helper()
 	stateDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	envc := make(chan demo.Env, 1)
@@ -53,9 +59,8 @@ func startStack(t *testing.T, interval time.Duration, workload bool, apiEnv ...s
 		StateDir: stateDir,
 		APIAddr:  freeAddr(t),
 		Interval: interval,
-		Workload: workload,
-		APIEnv:   apiEnv,
 	}
+	opt(&opts)
 	go func() {
 		runErr <- demo.Run(ctx, opts, func(ctx context.Context, env demo.Env) error {
 			envc <- env

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` and `make demo` need on a fresh Debian machine, saying what it does.
 # Needs: PostgreSQL server binaries (initdb, pg_ctl, postgres), psql/pg_dump, tmux (console e2e test),
-# promtool (alert rule tests), Alertmanager and amtool (alert delivery tests), Patroni with etcd
-# (the Patroni topology test runs a three-member Patroni cluster on a real etcd).
+# promtool (alert rule tests), Alertmanager and amtool (alert delivery tests).
 set -euo pipefail
 
 need=()
@@ -14,8 +13,6 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool checks deploy/prometheus rules
 # alertmanager and amtool: the alert delivery tests and the deploy/alertmanager config check
 command -v amtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
-command -v patroni >/dev/null 2>&1 || need+=(patroni)
-command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 id postgres >/dev/null 2>&1 || need+=(postgresql)
 
 if ((${#need[@]} == 0)); then
@@ -35,9 +32,5 @@ if command -v pg_lsclusters >/dev/null 2>&1; then
   pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
     pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
   done
-fi
-# Debian starts an etcd member on the default ports; the tests run their own on free ones.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
-  systemctl stop etcd 2>/dev/null || true
 fi
 echo "ensure-deps: done"

@@ -125,6 +125,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad api url", "[api]\nurl = \"ftp://x\"\n[[postgres]]\nname = \"a\"\nhost = \"h\"\n", []string{"api.url", "not an http(s) URL"}},
 		{"no postgres", "[api]\nurl = \"http://x\"\n", []string{"at least one [[postgres]]"}},
 		{"duplicate names", minimal + "[[postgres]]\nname = \"db1\"\nhost = \"h\"\n", []string{`"db1" is used twice`}},
+		{"bad cluster name", strings.Replace(minimal, "[[postgres]]\n", "[[postgres]]\ncluster = \"two words\"\n", 1), []string{`.cluster: "two words" must be 1-63 letters`}},
 		{"bad name", "[api]\nurl = \"http://x\"\n[[postgres]]\nname = \"a b\"\nhost = \"h\"\n", []string{`postgres[0] (a b).name`}},
 		{"dsn and host", "[api]\nurl = \"http://x\"\n[[postgres]]\nname = \"a\"\nhost = \"h\"\ndsn = \"postgres://h/db\"\n", []string{"mutually exclusive"}},
 		{"neither dsn nor host", "[api]\nurl = \"http://x\"\n[[postgres]]\nname = \"a\"\n", []string{"dsn or host: required"}},

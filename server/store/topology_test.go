@@ -2,7 +2,10 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -225,4 +228,54 @@ func TestObserveEvents(t *testing.T) {
 	if found != 1 {
 		t.Errorf("%d slot_invalidated observations, want 1", found)
 	}
+}
+
+// BenchmarkTopologyAt7Days: GET /replication?at= over 7 days of history of 10 clusters (a row a
+// minute each, the keyframe rate, 100,800 rows, each the view of a primary with three standbys),
+// at random times. Also the primary-over-time of one cluster over the 7 days.
+func BenchmarkTopologyAt7Days(b *testing.B) {
+	s, pool := newStore(b)
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Minute)
+	const clusters, days = 10, 7
+	for c := range clusters {
+		v := clusterView(fmt.Sprint(7000+c), fmt.Sprintf("cluster%02d", c), "db1")
+		for i := range 3 {
+			lag := int64(i * 4096)
+			v.Instances = append(v.Instances, api.Instance{Name: fmt.Sprintf("db%d", i+2), Address: fmt.Sprintf("10.0.%d.%d:5432", c, i+2),
+				Up: true, Role: "standby", ServerVersion: 160004, Timeline: 1, Upstream: "db1", UpstreamLagBytes: &lag,
+				Receiver: &api.WALReceiver{Connected: true, Status: "streaming", SenderHost: "10.0.0.1", SenderPort: 5432, ApplicationName: fmt.Sprintf("db%d", i+2)}})
+			v.Standbys = append(v.Standbys, api.Standby{Upstream: "db1", ApplicationName: fmt.Sprintf("db%d", i+2), Instance: fmt.Sprintf("db%d", i+2),
+				State: "streaming", SyncState: "async", SlotName: fmt.Sprintf("db%d", i+2), ReplayLagBytes: lag})
+			v.Slots = append(v.Slots, api.Slot{Instance: "db1", Name: fmt.Sprintf("db%d", i+2), Type: "physical", Active: true, WALStatus: "reserved"})
+		}
+		raw, err := json.Marshal(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.RecordTopology(ctx, now, []store.ClusterChange{change(v, false)}); err != nil {
+			b.Fatal(err)
+		}
+		exec(b, pool, `INSERT INTO topology_history (system_identifier, at, primaries, timeline, view)
+			SELECT $1, $2::timestamptz - make_interval(mins => m), '{db1}', 1, $3::jsonb FROM generate_series(0, $4) AS m`,
+			v.SystemIdentifier, now, string(raw), days*24*60-1)
+	}
+	exec(b, pool, `ANALYZE topology_history`)
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.Run("at", func(b *testing.B) {
+		for b.Loop() {
+			at := now.Add(-time.Duration(rng.Int64N(int64(days * 24 * time.Hour))))
+			views, err := s.TopologyAt(ctx, at)
+			if err != nil || len(views) != clusters {
+				b.Fatalf("%d views, %v", len(views), err)
+			}
+		}
+	})
+	b.Run("history", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.ClusterHistory(ctx, "cluster03", now.Add(-days*24*time.Hour), now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -136,6 +136,15 @@ func New(o Options) *Model {
 }
 
 func (m *Model) gotLive(f frame) {
+	// An event streamed after this fetch was answered stays at the head of the feed.
+	var newer []api.Event
+	for _, e := range m.live.events {
+		if len(f.events) > 0 && e.ID <= f.events[0].ID {
+			break
+		}
+		newer = append(newer, e)
+	}
+	f.events = append(newer, f.events...)[:min(len(newer)+len(f.events), feedSize)]
 	m.live, m.loaded = f, true
 	if f.interval > 0 {
 		m.opts.Step = f.interval
