@@ -233,3 +233,55 @@ func connect(t *testing.T, ctx context.Context, dsn, db string) *pgx.Conn {
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+// TestConsoleShowsPromotion runs the real console in tmux on its Topology view and promotes the
+// standby: the promotion event and the split brain (the old primary still runs) must show on
+// screen; the test logs how long after pg_ctl promote they did.
+func TestConsoleShowsPromotion(t *testing.T) {
+	tmuxBin, err := exec.LookPath("tmux")
+	if err != nil {
+		t.Skip("tmux is not installed (make deps installs it): the console test needs a terminal multiplexer")
+	}
+	t.Parallel()
+	const interval = 2 * time.Second
+	s := startStack(t, interval, false)
+	tm := startTmux(t, tmuxBin, commandEnv(t,
+		"NO_COLOR=1",
+		"PGACTL_API_URL="+s.env.Vars["PGACTL_API_URL"],
+		"PGACTL_USERNAME="+s.env.Vars["PGACTL_USERNAME"],
+		"PGACTL_PASSWORD="+s.env.Vars["PGACTL_PASSWORD"],
+		"PGACTL_STATE_DIR="+s.stateDir,
+	), bin("pgactl"))
+	screenHas := func(what string, parts ...string) {
+		t.Helper()
+		waitFor(t, time.Minute, what, func(context.Context) (bool, string) {
+			screen, err := tm.capture()
+			if err != nil {
+				return false, err.Error()
+			}
+			tm.lastScreen = screen
+			for _, p := range parts {
+				if !strings.Contains(screen, p) {
+					return false, "no " + strconv.Quote(p) + " on screen"
+				}
+			}
+			return true, ""
+		})
+	}
+	screenHas("the console", "1 Replication")
+	tm.sendKeys(t, "2")
+	screenHas("the tree on the Topology view", "primary db1", "└ db1_standby")
+
+	if err := s.env.Stack.Cluster("db1_standby").Promote(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	promoted := time.Now()
+	screenHas("the promotion in the event feed and the split brain", "promotion db1_standby promoted", "SPLIT BRAIN")
+	t.Logf("promotion on the console's screen %.1f s after pg_ctl promote returned (collector interval %s, screen polled every 0.25 s)",
+		time.Since(promoted).Seconds(), interval)
+
+	tm.sendKeys(t, "q")
+	if code := tm.waitExit(t, 30*time.Second); code != "0" {
+		t.Errorf("the console exited with status %s after q, want 0", code)
+	}
+}
