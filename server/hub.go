@@ -24,8 +24,8 @@ const subscriberBuffer = 64
 type topologyHub struct {
 	load      func(ctx context.Context, collectorID string) ([]api.CollectorTopology, error)
 	loadEvent func(ctx context.Context, id int64) (api.Event, error)
-	onError func(error)
-	onDrop  func()
+	onError   func(error)
+	onDrop    func()
 
 	maxStreams, perPrincipal int
 

@@ -307,4 +307,6 @@ func TestNotifierWhatIsDue(t *testing.T) {
 	}
 }
 
-func noEvents(context.Context, int64) (api.Event, error) { return api.Event{}, errors.New("no events here") }
+func noEvents(context.Context, int64) (api.Event, error) {
+	return api.Event{}, errors.New("no events here")
+}

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -161,38 +159,13 @@ func followEvents(ctx context.Context, s *apiSession, q client.EventsQuery, errO
 	if page, err := s.authed.Events(ctx, client.EventsQuery{Limit: 1}); err == nil && len(page.Events) > 0 {
 		last = page.Events[0].ID
 	}
-	backoff := time.Second
-	for {
-		err := s.authed.Stream(ctx, client.StreamHandlers{Event: func(e api.Event) { backoff = time.Second; emit(e) }})
-		if ctx.Err() != nil {
-			return nil
-		}
-		var apiErr *client.APIError
-		if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized && s.canRelogin() {
-			if lerr := s.login(ctx); lerr != nil {
-				return lerr
-			}
-			continue
-		}
-		if errors.As(err, &apiErr) && apiErr.Status != http.StatusTooManyRequests && apiErr.Status < 500 {
-			return exitFor(err)
-		}
-		wait := backoff
-		if apiErr != nil && apiErr.RetryAfter > wait {
-			wait = apiErr.RetryAfter
-		}
-		fmt.Fprintf(errOut, "pgactl: %v; reconnecting in %s\n", err, wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		backoff = min(backoff*2, 30*time.Second)
-		// What happened while the stream was down.
+	return s.follow(ctx, errOut, func(ctx context.Context, reset func()) error {
+		// What happened while the stream was down (nothing new on the first connection).
 		if page, err := s.authed.Events(ctx, q); err == nil {
 			for i := len(page.Events) - 1; i >= 0; i-- {
 				emit(page.Events[i])
 			}
 		}
-	}
+		return s.authed.Stream(ctx, client.StreamHandlers{Event: func(e api.Event) { reset(); emit(e) }})
+	})
 }

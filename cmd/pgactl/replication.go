@@ -188,23 +188,34 @@ func (v *replicationView) render(clusters []api.ClusterView, collectors []api.Co
 func (v *replicationView) watch(ctx context.Context, s *apiSession) error {
 	v.latest = map[string]api.CollectorTopology{}
 	v.names = map[string]string{}
-	backoff := time.Second
-	for {
+	return s.follow(ctx, v.errOut, func(ctx context.Context, reset func()) error {
 		rr, err := s.authed.Replication(ctx, v.collectorID)
-		if err == nil {
-			for _, c := range rr.Clusters {
-				v.names[c.SystemIdentifier] = c.Name
-			}
-			for _, t := range rr.Collectors {
+		if err != nil {
+			return err
+		}
+		for _, c := range rr.Clusters {
+			v.names[c.SystemIdentifier] = c.Name
+		}
+		for _, t := range rr.Collectors {
+			v.update(t)
+		}
+		return s.authed.StreamReplication(ctx, func(t api.CollectorTopology) {
+			if v.collectorID == "" || t.CollectorID == v.collectorID {
+				reset()
 				v.update(t)
 			}
-			err = s.authed.StreamReplication(ctx, func(t api.CollectorTopology) {
-				if v.collectorID == "" || t.CollectorID == v.collectorID {
-					backoff = time.Second
-					v.update(t)
-				}
-			})
-		}
+		})
+	})
+}
+
+// follow runs connect, one stream connection after another, until ctx ends (nil). connect calls
+// reset when data arrives, so that a stream that lived long retries quickly again. An expired access
+// token is renewed; a 4xx other than 429 ends it; other failures wait the backoff (1 s doubling to
+// 30 s, or the server's retry hint or Retry-After when longer) before the next connection.
+func (s *apiSession) follow(ctx context.Context, errOut io.Writer, connect func(ctx context.Context, reset func()) error) error {
+	backoff := time.Second
+	for {
+		err := connect(ctx, func() { backoff = time.Second })
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -227,7 +238,7 @@ func (v *replicationView) watch(ctx context.Context, s *apiSession) error {
 		if apiErr != nil && apiErr.RetryAfter > wait {
 			wait = apiErr.RetryAfter
 		}
-		fmt.Fprintf(v.errOut, "pgactl: %v; reconnecting in %s\n", err, wait)
+		fmt.Fprintf(errOut, "pgactl: %v; reconnecting in %s\n", err, wait)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

@@ -94,7 +94,7 @@ func TestRenderClusters(t *testing.T) {
 		"cluster orders (73)  timeline 2  [SPLIT BRAIN: db2, db1 all answer as primary]\n",
 		"    INSTANCE  ROLE     UPSTREAM  TL  LAG TO UPSTREAM  LAG TO PRIMARY  ADDRESS         UP   NOTE\n",
 		"    db2       primary  -         2   -                -               127.0.0.1:5433  yes  -\n",
-		"    ","  └ db3",
+		"    ", "  └ db3",
 		"    db1       primary  -         1 ",
 		"    db3      db2       db3",
 		"    db2   db1       physical  no",

@@ -19,7 +19,9 @@ func standby(name, sender string, tl int64, lsn string) api.Instance {
 		Receiver: &api.WALReceiver{Connected: true, Status: "streaming", SenderHost: "localhost", SenderPort: atoi(port(sender)), ApplicationName: name}}
 }
 
-func port(name string) string { return map[string]string{"a": "5001", "b": "5002", "c": "5003", "": "0"}[name] }
+func port(name string) string {
+	return map[string]string{"a": "5001", "b": "5002", "c": "5003", "": "0"}[name]
+}
 func atoi(s string) int {
 	n := 0
 	for _, r := range s {
