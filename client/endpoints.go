@@ -99,23 +99,34 @@ type MetricsQuery struct {
 
 // Values encodes q as the query string of GET /metrics.
 func (q MetricsQuery) Values() url.Values {
-	v := url.Values{}
-	if q.CollectorID != "" {
-		v.Set("collector_id", q.CollectorID)
+	v := queryValues{}
+	v.text("collector_id", q.CollectorID)
+	v.text("name", q.Name)
+	v.time("since", q.Since)
+	v.time("until", q.Until)
+	v.count("limit", q.Limit)
+	return url.Values(v)
+}
+
+// queryValues builds a query string, leaving zero values out.
+type queryValues url.Values
+
+func (v queryValues) text(k, s string) {
+	if s != "" {
+		url.Values(v).Set(k, s)
 	}
-	if q.Name != "" {
-		v.Set("name", q.Name)
+}
+
+func (v queryValues) time(k string, t time.Time) {
+	if !t.IsZero() {
+		url.Values(v).Set(k, t.UTC().Format(time.RFC3339Nano))
 	}
-	if !q.Since.IsZero() {
-		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+}
+
+func (v queryValues) count(k string, n int) {
+	if n > 0 {
+		url.Values(v).Set(k, strconv.Itoa(n))
 	}
-	if !q.Until.IsZero() {
-		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
-	}
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	return v
 }
 
 // Metrics is GET /metrics.

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -13,8 +12,9 @@ import (
 // ReplicationAt is GET /replication?at=: the clusters as the history holds them at that time.
 func (c *Client) ReplicationAt(ctx context.Context, at time.Time) (api.ReplicationResponse, error) {
 	var rr api.ReplicationResponse
-	q := url.Values{"at": {at.UTC().Format(time.RFC3339Nano)}}
-	return rr, c.getJSON(ctx, "/replication", "", q, "replication", &rr)
+	q := queryValues{}
+	q.time("at", at)
+	return rr, c.getJSON(ctx, "/replication", "", url.Values(q), "replication", &rr)
 }
 
 // Clusters is GET /clusters: every cluster's live view.
@@ -27,14 +27,10 @@ func (c *Client) Clusters(ctx context.Context) (api.ClustersResponse, error) {
 // (zero: the server's default, the last 24 hours).
 func (c *Client) ClusterHistory(ctx context.Context, name string, since, until time.Time) (api.ClusterHistory, error) {
 	var h api.ClusterHistory
-	q := url.Values{}
-	if !since.IsZero() {
-		q.Set("since", since.UTC().Format(time.RFC3339Nano))
-	}
-	if !until.IsZero() {
-		q.Set("until", until.UTC().Format(time.RFC3339Nano))
-	}
-	return h, c.getJSON(ctx, "/clusters/{id}/history", name, q, "cluster history", &h)
+	q := queryValues{}
+	q.time("since", since)
+	q.time("until", until)
+	return h, c.getJSON(ctx, "/clusters/{id}/history", name, url.Values(q), "cluster history", &h)
 }
 
 // EventsQuery selects events for GET /events; zero fields are left out.
@@ -48,26 +44,15 @@ type EventsQuery struct {
 
 // Values encodes q as the query string of GET /events.
 func (q EventsQuery) Values() url.Values {
-	v := url.Values{}
-	set := func(k, s string) {
-		if s != "" {
-			v.Set(k, s)
-		}
-	}
-	set("cluster", q.Cluster)
-	set("instance", q.Instance)
-	set("kind", strings.Join(q.Kinds, ","))
-	if !q.Since.IsZero() {
-		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
-	}
-	if !q.Until.IsZero() {
-		v.Set("until", q.Until.UTC().Format(time.RFC3339Nano))
-	}
-	if q.Limit > 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	set("cursor", q.Cursor)
-	return v
+	v := queryValues{}
+	v.text("cluster", q.Cluster)
+	v.text("instance", q.Instance)
+	v.text("kind", strings.Join(q.Kinds, ","))
+	v.time("since", q.Since)
+	v.time("until", q.Until)
+	v.count("limit", q.Limit)
+	v.text("cursor", q.Cursor)
+	return url.Values(v)
 }
 
 // Events is GET /events: newest first, one page.

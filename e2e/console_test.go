@@ -36,13 +36,7 @@ func TestConsoleShowsStandbyLag(t *testing.T) {
 	t.Parallel()
 	// No workload: the lag stays 0 until the test writes, so any change on screen is the test's.
 	s := startStack(t, 2*time.Second, false)
-	tm := startTmux(t, tmuxBin, commandEnv(t,
-		"NO_COLOR=1",
-		"PGACTL_API_URL="+s.env.Vars["PGACTL_API_URL"],
-		"PGACTL_USERNAME="+s.env.Vars["PGACTL_USERNAME"],
-		"PGACTL_PASSWORD="+s.env.Vars["PGACTL_PASSWORD"],
-		"PGACTL_STATE_DIR="+s.stateDir,
-	), bin("pgactl"))
+	tm := startTmux(t, tmuxBin, s.consoleEnv(t), bin("pgactl"))
 
 	before := tm.waitLag(t, "the standby "+standbyName+" with its replay lag", func(bytes float64) bool { return true })
 
@@ -245,13 +239,7 @@ func TestConsoleShowsPromotion(t *testing.T) {
 	t.Parallel()
 	const interval = 2 * time.Second
 	s := startStack(t, interval, false)
-	tm := startTmux(t, tmuxBin, commandEnv(t,
-		"NO_COLOR=1",
-		"PGACTL_API_URL="+s.env.Vars["PGACTL_API_URL"],
-		"PGACTL_USERNAME="+s.env.Vars["PGACTL_USERNAME"],
-		"PGACTL_PASSWORD="+s.env.Vars["PGACTL_PASSWORD"],
-		"PGACTL_STATE_DIR="+s.stateDir,
-	), bin("pgactl"))
+	tm := startTmux(t, tmuxBin, s.consoleEnv(t), bin("pgactl"))
 	screenHas := func(what string, parts ...string) {
 		t.Helper()
 		waitFor(t, time.Minute, what, func(context.Context) (bool, string) {
@@ -284,4 +272,11 @@ func TestConsoleShowsPromotion(t *testing.T) {
 	if code := tm.waitExit(t, 30*time.Second); code != "0" {
 		t.Errorf("the console exited with status %s after q, want 0", code)
 	}
+}
+
+// consoleEnv is the environment the console runs in against s: its API and admin, no colours.
+func (s *stack) consoleEnv(t *testing.T) []string {
+	return commandEnv(t, "NO_COLOR=1", "PGACTL_API_URL="+s.env.Vars["PGACTL_API_URL"],
+		"PGACTL_USERNAME="+s.env.Vars["PGACTL_USERNAME"], "PGACTL_PASSWORD="+s.env.Vars["PGACTL_PASSWORD"],
+		"PGACTL_STATE_DIR="+s.stateDir)
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -48,29 +49,29 @@ func (s *Server) handleReplication(w http.ResponseWriter, r *http.Request, _ *pr
 		writeErr(w, newError(http.StatusNotFound, codeNotFound, "collector not found"))
 		return
 	}
-	tops, err := s.store.Replication(r.Context(), id)
+	tops, views, err := s.liveTopology(r.Context(), id)
 	if err != nil {
 		writeErr(w, s.storeFailure(r.Context(), "replication", err))
 		return
 	}
-	views, err := s.liveClusters(r, tops)
+	writeJSON(w, http.StatusOK, api.ReplicationResponse{Collectors: tops, Clusters: views})
+}
+
+// liveTopology is the latest snapshot of every collector (or one) and the clusters merged from
+// them, named as the tracker named them.
+func (s *Server) liveTopology(ctx context.Context, collectorID string) ([]api.CollectorTopology, []api.ClusterView, error) {
+	tops, err := s.store.Replication(ctx, collectorID)
 	if err != nil {
-		writeErr(w, s.storeFailure(r.Context(), "cluster_names", err))
-		return
+		return nil, nil, err
+	}
+	names, err := s.store.ClusterNames(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	if tops == nil {
 		tops = []api.CollectorTopology{}
 	}
-	writeJSON(w, http.StatusOK, api.ReplicationResponse{Collectors: tops, Clusters: views})
-}
-
-// liveClusters merges the collectors' snapshots, naming the clusters as the tracker named them.
-func (s *Server) liveClusters(r *http.Request, tops []api.CollectorTopology) ([]api.ClusterView, error) {
-	names, err := s.store.ClusterNames(r.Context())
-	if err != nil {
-		return nil, err
-	}
-	return topology.Merge(tops, names), nil
+	return tops, topology.Merge(tops, names), nil
 }
 
 func nonNilViews(v []api.ClusterView) []api.ClusterView {
@@ -86,14 +87,9 @@ func (s *Server) handleClusters(w http.ResponseWriter, r *http.Request, _ *princ
 		writeErr(w, e)
 		return
 	}
-	tops, err := s.store.Replication(r.Context(), "")
+	_, views, err := s.liveTopology(r.Context(), "")
 	if err != nil {
 		writeErr(w, s.storeFailure(r.Context(), "replication", err))
-		return
-	}
-	views, err := s.liveClusters(r, tops)
-	if err != nil {
-		writeErr(w, s.storeFailure(r.Context(), "cluster_names", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, api.ClustersResponse{Clusters: views})

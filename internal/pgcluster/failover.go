@@ -2,9 +2,7 @@ package pgcluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 )
 
@@ -50,10 +48,6 @@ func (c *Cluster) rejoin(ctx context.Context, upstream *Cluster) error {
 	if err := run(cmd); err != nil {
 		return err
 	}
-	// pg_rewind copies the source's runtime state too; the slot directory must not claim its slots.
-	if err := removeContents(filepath.Join(c.DataDir, "pg_replslot")); err != nil {
-		return err
-	}
 	if err := upstream.exec(ctx, "postgres", "SELECT pg_create_physical_replication_slot($1, true)", c.Name); err != nil {
 		return fmt.Errorf("create slot: %w", err)
 	}
@@ -73,20 +67,4 @@ func (c *Cluster) rejoin(ctx context.Context, upstream *Cluster) error {
 		return err
 	}
 	return waitStreaming(ctx, upstream, c.Name)
-}
-
-func removeContents(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -68,9 +68,10 @@ func (s *Store) CreateCollector(ctx context.Context, name, hostname, tokenID str
 		if err != nil {
 			return err
 		}
-		return s.recordEvents(ctx, tx, api.Event{At: c.RegisteredAt, Kind: api.EventCollectorRegistered, Severity: api.SeverityInfo,
+		_, err = insertEvents(ctx, tx, []api.Event{{At: c.RegisteredAt, Kind: api.EventCollectorRegistered, Severity: api.SeverityInfo,
 			Message: fmt.Sprintf("collector %s registered from %s", name, hostname),
-			Details: map[string]any{"collector_id": c.ID, "collector_name": name, "hostname": hostname}})
+			Details: map[string]any{"collector_id": c.ID, "collector_name": name, "hostname": hostname}}})
+		return err
 	})
 	if err != nil {
 		if pgCode(err) == codeUniqueViolation {
@@ -143,8 +144,9 @@ func (s *Store) DeleteCollector(ctx context.Context, id string) error {
 		if err != nil {
 			return notFound(err, "delete collector")
 		}
-		return s.recordEvents(ctx, tx, api.Event{At: at, Kind: api.EventCollectorDeleted, Severity: api.SeverityWarning,
-			Message: "collector " + name + " deleted", Details: map[string]any{"collector_id": id, "collector_name": name}})
+		_, err = insertEvents(ctx, tx, []api.Event{{At: at, Kind: api.EventCollectorDeleted, Severity: api.SeverityWarning,
+			Message: "collector " + name + " deleted", Details: map[string]any{"collector_id": id, "collector_name": name}}})
+		return err
 	})
 }
 

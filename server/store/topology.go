@@ -160,12 +160,6 @@ func (s *Store) RecordTopology(ctx context.Context, now time.Time, changes []Clu
 	return out, nil
 }
 
-// recordEvents inserts events outside a tracker round (collector lifecycle).
-func (s *Store) recordEvents(ctx context.Context, tx pgx.Tx, evs ...api.Event) error {
-	_, err := insertEvents(ctx, tx, evs)
-	return err
-}
-
 // insertEvents appends evs and announces each on TopologyChannel (delivered at commit).
 func insertEvents(ctx context.Context, tx pgx.Tx, evs []api.Event) ([]api.Event, error) {
 	out := make([]api.Event, 0, len(evs))

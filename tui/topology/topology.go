@@ -73,9 +73,8 @@ type reconnectMsg struct{ gen int }
 
 // Model is the topology view.
 type Model struct {
-	opts  Options
-	keys  keys.Map
-	plain theme.Theme
+	opts Options
+	keys keys.Map
 
 	width, height int
 
@@ -110,7 +109,7 @@ func New(o Options) *Model {
 	if o.Step <= 0 {
 		o.Step = 10 * time.Second
 	}
-	m := &Model{opts: o, keys: o.Keys, plain: o.Theme.Plain(), width: 80, height: 20,
+	m := &Model{opts: o, keys: o.Keys, width: 80, height: 20,
 		prompt: widget.Input{Limit: 40}, streamBackoff: conn.Backoff{Min: time.Second, Max: 30 * time.Second}}
 	src := o.Source
 	m.poll = view.NewPoller(o.Context, conn.SourceTopology, func(ctx context.Context) (frame, error) {
