@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` and `make demo` need on a fresh Debian machine, saying what it does.
 # Needs: PostgreSQL server binaries (initdb, pg_ctl, postgres), psql/pg_dump, tmux (console e2e test),
-# promtool (alert rule tests), Alertmanager and amtool (alert delivery tests).
+# promtool (alert rule tests), Alertmanager and amtool (alert delivery tests), Patroni and etcd
+# (the Patroni switchover test).
 set -euo pipefail
 
 need=()
@@ -14,6 +15,9 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool checks depl
 # alertmanager and amtool: the alert delivery tests and the deploy/alertmanager config check
 command -v amtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 id postgres >/dev/null 2>&1 || need+=(postgresql)
+# patroni and etcd: the Patroni switchover test (e2e) runs a three-member cluster on a real etcd
+command -v patroni >/dev/null 2>&1 || need+=(patroni python3-etcd)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 
 if ((${#need[@]} == 0)); then
   exit 0
@@ -33,4 +37,9 @@ if command -v pg_lsclusters >/dev/null 2>&1; then
     pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
   done
 fi
+# etcd-server starts a system etcd on the default ports; the tests start their own on free ones.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
+pkill -x etcd -u etcd 2>/dev/null || true
 echo "ensure-deps: done"

@@ -55,6 +55,9 @@ func checkSnapshot(sn *api.Snapshot) *httpError {
 				return e
 			}
 		}
+		if e := c.patroni(at+".patroni", cl.Patroni); e != nil {
+			return e
+		}
 		for j := range cl.Subscriptions {
 			s := &cl.Subscriptions[j]
 			at := fmt.Sprintf("%s.subscriptions[%d]", at, j)
@@ -62,6 +65,58 @@ func checkSnapshot(sn *api.Snapshot) *httpError {
 				return e
 			}
 		}
+	}
+	return nil
+}
+
+// patroni bounds a cluster's Patroni view; disagreements are the server's to derive.
+func (c snapshotChecker) patroni(at string, p *api.PatroniCluster) *httpError {
+	if p == nil {
+		return nil
+	}
+	if e := c.texts(at, field{"scope", p.Scope, api.MaxPatroniText}, field{"version", p.Version, api.MaxPatroniText},
+		field{"leader", p.Leader, api.MaxPatroniText}, field{"reported_by", p.ReportedBy, api.MaxInstanceNameBytes}); e != nil {
+		return e
+	}
+	switch {
+	case len(p.Members) > api.MaxPatroniMembers:
+		return c.refuse(at+".members", "%d members, at most %d allowed", len(p.Members), api.MaxPatroniMembers)
+	case len(p.History) > api.MaxPatroniHistory:
+		return c.refuse(at+".history", "%d entries, at most %d allowed (send the latest)", len(p.History), api.MaxPatroniHistory)
+	case len(p.Disagreements) > 0:
+		return c.refuse(at+".disagreements", "set by the server, not by a collector")
+	}
+	for j := range p.Members {
+		if e := c.patroniMember(fmt.Sprintf("%s.members[%d]", at, j), &p.Members[j]); e != nil {
+			return e
+		}
+	}
+	for j, h := range p.History {
+		at := fmt.Sprintf("%s.history[%d]", at, j)
+		if e := c.texts(at, field{"lsn", h.LSN, api.MaxLSNBytes}, field{"reason", h.Reason, api.MaxPatroniText},
+			field{"new_leader", h.NewLeader, api.MaxPatroniText}); e != nil {
+			return e
+		}
+		if h.Timeline < 0 {
+			return c.refuse(at+".timeline", "must not be negative")
+		}
+	}
+	return nil
+}
+
+func (c snapshotChecker) patroniMember(at string, m *api.PatroniMember) *httpError {
+	if e := c.texts(at, field{"name", m.Name, api.MaxPatroniText}, field{"role", m.Role, api.MaxStateBytes},
+		field{"state", m.State, api.MaxStateBytes}, field{"host", m.Host, api.MaxHostBytes},
+		field{"error", m.Error, api.MaxInstanceErrorBytes}); e != nil {
+		return e
+	}
+	switch {
+	case m.Port < 0 || m.Port > 65535:
+		return c.refuse(at+".port", "%d is not a port", m.Port)
+	case m.Timeline < 0:
+		return c.refuse(at+".timeline", "must not be negative")
+	case m.LagBytes != nil && *m.LagBytes < 0:
+		return c.refuse(at+".lag_bytes", "must not be negative")
 	}
 	return nil
 }
@@ -117,6 +172,11 @@ func (c snapshotChecker) instance(at string, in *api.Instance) *httpError {
 	}
 	if in.Timeline < 0 || in.ServerVersion < 0 {
 		return c.refuse(at, "timeline and server_version must not be negative")
+	}
+	if in.Patroni != nil {
+		if e := c.patroniMember(at+".patroni", in.Patroni); e != nil {
+			return e
+		}
 	}
 	if r := in.Receiver; r != nil {
 		if e := c.texts(at+".wal_receiver",

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pganalytics/pganalytics/collector/patroni"
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/tomlfile"
 )
@@ -80,6 +81,10 @@ type Postgres struct {
 	SSLRootCert  string   `toml:"sslrootcert"`
 	PasswordFile string   `toml:"password_file"`
 	Timeout      Duration `toml:"timeout"` // per cycle: connect + every query of this instance
+	// PatroniURL is the member's Patroni REST API (http(s)://host:8008); when set, /patroni,
+	// /cluster and /history are read every cycle, within the same timeout.
+	PatroniURL    string `toml:"patroni_url"`
+	PatroniCAFile string `toml:"patroni_ca_file"` // PEM bundle for an https Patroni API
 }
 
 // PgReplication switches the replication families (pg_stat_replication, slots, WAL receiver, standby
@@ -260,6 +265,13 @@ func (c *Config) validate() error {
 		}
 		if err := p.check(); err != nil {
 			add("%s: %w", where, err)
+		}
+		if p.PatroniURL != "" {
+			if _, err := patroni.ParseURL(p.PatroniURL); err != nil {
+				add("%s.patroni_url: %w", where, err)
+			}
+		} else if p.PatroniCAFile != "" {
+			add("%s.patroni_ca_file: set without patroni_url", where)
 		}
 		if t := p.Timeout.D(); t >= interval {
 			add("%s.timeout: %s must be shorter than collector.interval %s", where, t, interval)

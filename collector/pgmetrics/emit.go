@@ -46,10 +46,12 @@ func nonNeg(v *int64) *int64 {
 	return &zero
 }
 
-// Samples turns a collection into catalog metrics. A down instance yields only pg_up 0.
+// Samples turns a collection into catalog metrics. A down instance yields only pg_up 0 (and what
+// its Patroni says).
 func (s *State) Samples() []api.Sample {
 	e := &emitter{instance: s.Address, at: s.CollectedAt}
 	e.add("pg_up", boolf(s.Up))
+	emitPatroni(e, s)
 	if !s.Up {
 		return e.out
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pganalytics/pganalytics/collector/patroni"
 )
 
 // State is everything one collection of one instance found. Slices are nil when their family did not
@@ -39,6 +41,11 @@ type State struct {
 	Replay           *Replay
 	Conflicts        []Conflicts
 	Subscriptions    []Subscription
+
+	// Patroni is what the member's Patroni REST API answered (nil with PatroniErr set when it did
+	// not, nil without an error when no patroni_url is configured).
+	Patroni    *patroni.Report
+	PatroniErr error
 
 	WAL       *WALStats
 	WALDir    *WALDir

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pganalytics/pganalytics/collector/config"
+	"github.com/pganalytics/pganalytics/collector/patroni"
 )
 
 // applicationName identifies the collector's sessions in pg_stat_activity.
@@ -34,6 +35,7 @@ type Target struct {
 	conn     *pgx.Conn
 	dbConns  map[string]*pgx.Conn // other databases of the instance (subscriptions live there)
 	roleNote string               // how the session got pg_monitor's privileges, for the privilege report
+	patroni  *patroni.Client      // nil: no patroni_url
 	last     *State
 }
 
@@ -46,7 +48,14 @@ func NewTarget(p config.Postgres, log *slog.Logger) (*Target, error) {
 	if cc.RuntimeParams["application_name"] == "" {
 		cc.RuntimeParams["application_name"] = applicationName
 	}
+	var pc *patroni.Client
+	if p.PatroniURL != "" {
+		if pc, err = patroni.New(p.PatroniURL, p.PatroniCAFile); err != nil {
+			return nil, fmt.Errorf("postgres %s: %w", p.Name, err)
+		}
+	}
 	return &Target{
+		patroni: pc,
 		name:    p.Name,
 		cluster: p.Cluster,
 		address: p.Address(),
@@ -74,6 +83,15 @@ func (t *Target) Collect(ctx context.Context, replication bool) *State {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	defer func() { st.Duration = time.Since(start) }()
+	if t.patroni != nil {
+		// Patroni answers even when PostgreSQL does not (that is when it matters): read it beside.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			st.Patroni, st.PatroniErr = t.patroni.Read(ctx, t.address)
+		}()
+		defer func() { <-done }()
+	}
 
 	conn, info, err := t.identify(ctx)
 	if err != nil {

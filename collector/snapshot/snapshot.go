@@ -4,6 +4,7 @@
 package snapshot
 
 import (
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -22,6 +23,9 @@ func Build(at time.Time, states []*pgmetrics.State) api.Snapshot {
 	index := map[string]int{}
 	for _, st := range states {
 		id := st.Info.SystemIdentifier
+		if id == "" && st.Patroni != nil {
+			id = st.Patroni.SystemIdentifier // never reached, but its Patroni says which cluster
+		}
 		if i, ok := index[id]; ok && id != "" {
 			groups[i] = append(groups[i], st)
 			continue
@@ -50,7 +54,7 @@ func keepWithinBounds(snap *api.Snapshot) {
 
 func buildCluster(members []*pgmetrics.State) api.Cluster {
 	c := api.Cluster{
-		SystemIdentifier: members[0].Info.SystemIdentifier,
+		SystemIdentifier: systemIdentifier(members[0]),
 		Instances:        []api.Instance{},
 		Standbys:         []api.Standby{},
 		Slots:            []api.Slot{},
@@ -61,6 +65,7 @@ func buildCluster(members []*pgmetrics.State) api.Cluster {
 			c.Name = st.Cluster
 		}
 		c.Instances = append(c.Instances, instance(st))
+		c.Patroni = betterPatroni(c.Patroni, st)
 		if !st.Up {
 			continue
 		}
@@ -83,8 +88,41 @@ func buildCluster(members []*pgmetrics.State) api.Cluster {
 	return c
 }
 
+func systemIdentifier(st *pgmetrics.State) string {
+	if st.Info.SystemIdentifier == "" && st.Patroni != nil {
+		return st.Patroni.SystemIdentifier
+	}
+	return st.Info.SystemIdentifier
+}
+
+// betterPatroni picks the cluster's Patroni view: the leader's own report when it answered, else
+// the first member's that did.
+func betterPatroni(cur *api.PatroniCluster, st *pgmetrics.State) *api.PatroniCluster {
+	r := st.Patroni
+	if r == nil || (cur != nil && (r.Self.Name == "" || r.Self.Name != r.Cluster.Leader)) {
+		return cur
+	}
+	pc := r.Cluster
+	pc.ReportedBy = st.Name
+	pc.Members = slices.Clone(pc.Members)
+	return &pc
+}
+
+// patroniMember is the member as its own Patroni describes it.
+func patroniMember(st *pgmetrics.State) *api.PatroniMember {
+	switch {
+	case st.Patroni != nil:
+		m := st.Patroni.Self
+		return &m
+	case st.PatroniErr != nil:
+		return &api.PatroniMember{Error: clip(st.PatroniErr.Error(), api.MaxInstanceErrorBytes)}
+	}
+	return nil
+}
+
 func instance(st *pgmetrics.State) api.Instance {
-	in := api.Instance{Name: st.Name, Address: st.Address, Up: st.Up, Role: pgmetrics.RoleUnknown}
+	in := api.Instance{Name: st.Name, Address: st.Address, Up: st.Up, Role: pgmetrics.RoleUnknown,
+		Patroni: patroniMember(st)}
 	if !st.Up {
 		if st.Err != nil {
 			in.Error = clip(st.Err.Error(), api.MaxInstanceErrorBytes)

@@ -23,6 +23,8 @@ type Cluster struct {
 	Standbys      []Standby      `json:"standbys"`      // every pg_stat_replication row of every member (Upstream says whose), joined with the standby's own view
 	Slots         []Slot         `json:"slots"`         // every member's replication slots (Instance says whose)
 	Subscriptions []Subscription `json:"subscriptions"` // logical subscriptions on any member
+	// Patroni is Patroni's view of the cluster, when a member names its Patroni REST API.
+	Patroni *PatroniCluster `json:"patroni,omitempty"`
 }
 
 // Instance is one monitored PostgreSQL server.
@@ -50,6 +52,8 @@ type Instance struct {
 	ReceiveReplayLagBytes int64    `json:"receive_replay_lag_bytes,omitempty"`
 	ReplayDelaySeconds    *float64 `json:"replay_delay_seconds,omitempty"` // nil: unknown (nothing replayed since start)
 	LastReplayAgeSeconds  *float64 `json:"last_replay_age_seconds,omitempty"`
+	// Patroni is this member as its own Patroni REST API describes it (when configured).
+	Patroni *PatroniMember `json:"patroni,omitempty"`
 }
 
 // WALReceiver is a standby's pg_stat_wal_receiver row.

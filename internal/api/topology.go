@@ -32,6 +32,15 @@ const (
 	EventNoPrimary           = "no_primary"           // no member answers as a primary
 	EventCollectorRegistered = "collector_registered"
 	EventCollectorDeleted    = "collector_deleted"
+
+	EventPatroniLeaderChanged  = "patroni_leader_changed"  // another member holds Patroni's leader lock (old and new leader, the /history reason)
+	EventPatroniPaused         = "patroni_paused"          // maintenance mode on: Patroni will not fail over
+	EventPatroniResumed        = "patroni_resumed"         // maintenance mode off
+	EventPatroniPendingRestart = "patroni_pending_restart" // a member needs a restart for a changed setting
+	EventPatroniUnreachable    = "patroni_unreachable"     // a member's Patroni REST API stopped answering the collector
+	EventPatroniReachable      = "patroni_reachable"       // it answers again
+	EventPatroniDisagreement   = "patroni_disagreement"    // Patroni's view and PostgreSQL's differ (details: code)
+	EventPatroniAgreement      = "patroni_agreement"       // that disagreement is gone
 )
 
 // EventKinds lists every kind, in the order above.
@@ -39,7 +48,9 @@ func EventKinds() []string {
 	return []string{EventPromotion, EventTimelineSwitch, EventStandbyAttached, EventStandbyDetached,
 		EventStandbyRepointed, EventSyncStateChanged, EventSlotCreated, EventSlotDropped, EventSlotInvalidated,
 		EventInstanceRestarted, EventInstanceUnreachable, EventInstanceReachable, EventSplitBrain,
-		EventSplitBrainResolved, EventNoPrimary, EventCollectorRegistered, EventCollectorDeleted}
+		EventSplitBrainResolved, EventNoPrimary, EventCollectorRegistered, EventCollectorDeleted,
+		EventPatroniLeaderChanged, EventPatroniPaused, EventPatroniResumed, EventPatroniPendingRestart,
+		EventPatroniUnreachable, EventPatroniReachable, EventPatroniDisagreement, EventPatroniAgreement}
 }
 
 // Event severities.

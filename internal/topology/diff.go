@@ -18,6 +18,7 @@ func Diff(prev, next *api.ClusterView, at time.Time) []api.Event {
 	d.members()
 	d.standbys()
 	d.slots()
+	d.patroni()
 	return d.events
 }
 
@@ -248,8 +249,8 @@ func Signature(c *api.ClusterView) string {
 		if in.StartedAt != nil {
 			started = in.StartedAt.UTC().Format(time.RFC3339Nano)
 		}
-		fmt.Fprintf(&b, "i|%s|%s|%t|%s|%d|%s|%s|%t\n", in.Name, in.Address, in.Up, in.Role, in.Timeline, in.Upstream, started,
-			in.Receiver != nil && in.Receiver.Connected)
+		fmt.Fprintf(&b, "i|%s|%s|%t|%s|%d|%s|%s|%t|%t\n", in.Name, in.Address, in.Up, in.Role, in.Timeline, in.Upstream, started,
+			in.Receiver != nil && in.Receiver.Connected, in.Patroni != nil && in.Patroni.Error != "")
 	}
 	for _, s := range c.Standbys {
 		fmt.Fprintf(&b, "r|%s|%s|%s|%s|%s|%s\n", s.Upstream, s.ApplicationName, s.Instance, s.State, s.SyncState, s.SlotName)
@@ -260,5 +261,6 @@ func Signature(c *api.ClusterView) string {
 	for _, s := range c.Subscriptions {
 		fmt.Fprintf(&b, "u|%s|%s|%t\n", s.Instance, s.Name, s.Enabled)
 	}
+	b.WriteString(patroniSignature(c.Patroni))
 	return b.String()
 }

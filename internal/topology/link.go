@@ -81,6 +81,9 @@ func Link(c *api.Cluster) {
 		}
 	}
 	c.Instances = treeOrder(c.Instances)
+	if c.Patroni != nil {
+		c.Patroni.Disagreements = patroniDisagreements(c)
+	}
 }
 
 func isPrimary(in *api.Instance) bool { return in.Up && in.Role == rolePrimary }
@@ -101,7 +104,7 @@ func linkStandby(c *api.Cluster, in *api.Instance) {
 		if u.Name == in.Name || !u.Up {
 			continue
 		}
-		if sameEndpoint(u.Address, r.SenderHost, r.SenderPort) {
+		if SameEndpoint(u.Address, r.SenderHost, r.SenderPort) {
 			byAddr = append(byAddr, u.Name)
 		}
 		if row, ok := matchRow(c.Standbys, u.Name, r); ok {
@@ -162,9 +165,10 @@ func intersect(a, b []string) []string {
 	return out
 }
 
-// sameEndpoint says whether address (host:port, as collector.toml names the member) is the
-// sender host and port a WAL receiver reports. Loopback names are one host.
-func sameEndpoint(address, host string, port int) bool {
+// SameEndpoint says whether address (host:port, as collector.toml names the member) is the host
+// and port another party reports for it (a WAL receiver's sender, Patroni). Loopback names are one
+// host.
+func SameEndpoint(address, host string, port int) bool {
 	if host == "" || port == 0 {
 		return false
 	}

@@ -21,6 +21,8 @@ func Merge(tops []api.CollectorTopology, names map[string]string) []api.ClusterV
 		view       api.ClusterView
 		configured string
 		from       map[string]source // member key → snapshot it came from
+		patroniAt  time.Time
+		byLeader   bool // the Patroni view came from the leader's own REST API
 	}
 	clusters := map[string]*acc{}
 	var order []string
@@ -45,6 +47,13 @@ func Merge(tops []api.CollectorTopology, names map[string]string) []api.ClusterV
 			}
 			if t.Snapshot.CollectedAt.After(a.view.UpdatedAt) {
 				a.view.UpdatedAt = t.Snapshot.CollectedAt
+			}
+			if cl.Patroni != nil && !t.Stale {
+				byLeader := reportedByLeader(&cl)
+				if a.view.Patroni == nil || (byLeader && !a.byLeader) || (byLeader == a.byLeader && t.Snapshot.CollectedAt.After(a.patroniAt)) {
+					pc := *cl.Patroni
+					a.view.Patroni, a.patroniAt, a.byLeader = &pc, t.Snapshot.CollectedAt, byLeader
+				}
 			}
 			fill := reportingPrimary(&cl)
 			for _, in := range cl.Instances {
@@ -103,6 +112,17 @@ func Merge(tops []api.CollectorTopology, names map[string]string) []api.ClusterV
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.SystemIdentifier, b.SystemIdentifier))
 	})
 	return out
+}
+
+// reportedByLeader says whether the cluster's Patroni view is the leader's own answer.
+func reportedByLeader(c *api.Cluster) bool {
+	p := c.Patroni
+	for _, in := range c.Instances {
+		if in.Name == p.ReportedBy {
+			return in.Patroni != nil && p.Leader != "" && in.Patroni.Name == p.Leader
+		}
+	}
+	return false
 }
 
 // source is the snapshot a merged member was taken from.

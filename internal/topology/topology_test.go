@@ -143,8 +143,8 @@ func TestSameEndpoint(t *testing.T) {
 		{"db1:5432", "", 0, false},
 	}
 	for _, tt := range tests {
-		if got := sameEndpoint(tt.address, tt.host, tt.port); got != tt.want {
-			t.Errorf("sameEndpoint(%q, %q, %d) = %v", tt.address, tt.host, tt.port, got)
+		if got := SameEndpoint(tt.address, tt.host, tt.port); got != tt.want {
+			t.Errorf("SameEndpoint(%q, %q, %d) = %v", tt.address, tt.host, tt.port, got)
 		}
 	}
 }
