@@ -173,4 +173,13 @@ func TestPatroniSwitchover(t *testing.T) {
 			leaderChange.Instance == candidate
 		return ok, fmt.Sprint(seen)
 	})
+
+	// The CLI puts Patroni's view beside PostgreSQL's.
+	cliEnv := commandEnv(t, "PGACTL_API_URL="+s.env.Vars["PGACTL_API_URL"], "PGACTL_USERNAME="+s.env.Vars["PGACTL_USERNAME"],
+		"PGACTL_PASSWORD="+s.env.Vars["PGACTL_PASSWORD"])
+	out, errOut, code := runPgactl(t, 30*time.Second, cliEnv, "replication")
+	if code != 0 || !strings.Contains(out, "PATRONI") || !strings.Contains(out, "patroni pat  leader "+candidate) ||
+		!strings.Contains(out, "leader running tl "+fmt.Sprint(after.Timeline)) {
+		t.Errorf("pgactl replication: %d\n%s%s", code, out, errOut)
+	}
 }

@@ -332,11 +332,64 @@ func renderClusterView(w io.Writer, c *api.ClusterView) {
 		if in.Up {
 			tl = strconv.FormatInt(in.Timeline, 10)
 		}
-		rows = append(rows, []string{name, in.Role, dash(in.Upstream), tl, optBytes(in.UpstreamLagBytes), optBytes(in.PrimaryLagBytes),
-			in.Address, yesNo(in.Up), dash(note)})
+		row := []string{name, in.Role, dash(in.Upstream), tl, optBytes(in.UpstreamLagBytes), optBytes(in.PrimaryLagBytes),
+			in.Address, yesNo(in.Up)}
+		if c.Patroni != nil {
+			row = append(row, patroniText(topology.PatroniMemberOf(&c.Cluster, &in)))
+		}
+		rows = append(rows, append(row, dash(note)))
 	}
-	writeTable(w, []string{"INSTANCE", "ROLE", "UPSTREAM", "TL", "LAG TO UPSTREAM", "LAG TO PRIMARY", "ADDRESS", "UP", "NOTE"}, rows)
+	header := []string{"INSTANCE", "ROLE", "UPSTREAM", "TL", "LAG TO UPSTREAM", "LAG TO PRIMARY", "ADDRESS", "UP", "NOTE"}
+	if c.Patroni != nil {
+		header = slices.Insert(header, len(header)-1, "PATRONI")
+	}
+	writeTable(w, header, rows)
+	if c.Patroni != nil {
+		renderPatroni(w, c)
+	}
 	renderRows(w, c.Standbys, c.Slots, c.Subscriptions)
+}
+
+// patroniText is Patroni's word on one member, for the PATRONI column.
+func patroniText(m *api.PatroniMember) string {
+	switch {
+	case m == nil:
+		return "-"
+	case m.Error != "":
+		return "does not answer (!)"
+	}
+	parts := []string{m.Role, m.State, "tl " + strconv.FormatInt(m.Timeline, 10)}
+	if m.LagBytes != nil {
+		parts = append(parts, "lag "+bytesHuman(*m.LagBytes))
+	}
+	if m.PendingRestart {
+		parts = append(parts, "pending restart")
+	}
+	return strings.Join(parts, " ")
+}
+
+// renderPatroni prints Patroni's view of the cluster and where it disagrees with PostgreSQL's.
+func renderPatroni(w io.Writer, c *api.ClusterView) {
+	p := c.Patroni
+	leader := p.Leader
+	if leader == "" {
+		leader = "none (!)"
+	}
+	fmt.Fprintf(w, "  patroni %s  leader %s", p.Scope, leader)
+	if p.Paused {
+		fmt.Fprint(w, "  [PAUSED: no automatic failover]")
+	}
+	if u := topology.PatroniUnwatched(&c.Cluster); len(u) > 0 {
+		fmt.Fprintf(w, "  not watched: %s", strings.Join(u, ", "))
+	}
+	if n := len(p.History); n > 0 && p.History[n-1].At != nil {
+		last := p.History[n-1]
+		fmt.Fprintf(w, "  last switch %s (timeline %d → %s)", last.At.UTC().Format(time.RFC3339), last.Timeline, dash(last.NewLeader))
+	}
+	fmt.Fprintf(w, "  via %s\n", p.ReportedBy)
+	for _, d := range p.Disagreements {
+		fmt.Fprintf(w, "  DISAGREES %s: %s\n", d.Code, d.Message)
+	}
 }
 
 func optBytes(p *int64) string {

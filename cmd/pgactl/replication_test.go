@@ -106,6 +106,40 @@ func TestRenderClusters(t *testing.T) {
 	}
 }
 
+// TestRenderPatroni: a cluster under Patroni gets a PATRONI column, Patroni's cluster line and
+// its disagreements.
+func TestRenderPatroni(t *testing.T) {
+	lag := func(n int64) *int64 { return &n }
+	switched := time.Date(2026, 2, 27, 14, 40, 0, 0, time.UTC)
+	c := api.ClusterView{Cluster: api.Cluster{SystemIdentifier: "73", Name: "pat", Timeline: 3,
+		Instances: []api.Instance{
+			{Name: "pat2", Address: "127.0.0.1:5433", Up: true, Role: "primary", Timeline: 3, Patroni: &api.PatroniMember{Name: "pat2"}},
+			{Name: "pat1", Address: "127.0.0.1:5432", Role: "unknown", Error: "connection refused", Patroni: &api.PatroniMember{Error: "connection refused"}},
+		},
+		Patroni: &api.PatroniCluster{Scope: "pat", Leader: "pat2", Paused: true, ReportedBy: "pat2",
+			Members: []api.PatroniMember{{Name: "pat2", Role: "leader", State: "running", Timeline: 3, Host: "127.0.0.1", Port: 5433},
+				{Name: "pat3", Role: "replica", State: "streaming", Timeline: 3, LagBytes: lag(2048), PendingRestart: true, Host: "127.0.0.1", Port: 5434}},
+			History: []api.PatroniSwitch{{Timeline: 2, At: &switched, NewLeader: "pat2"}},
+			Disagreements: []api.PatroniDisagreement{{Instance: "pat1", Code: api.PatroniRunningButDown, Message: "Patroni says pat1 is running; PostgreSQL does not answer"}}},
+	}}
+	var buf bytes.Buffer
+	if err := renderClusters(&buf, []api.ClusterView{c}, nil, switched); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"UP   PATRONI              NOTE\n",
+		"yes  leader running tl 3  -\n",
+		"no   does not answer (!)  connection refused\n",
+		"  patroni pat  leader pat2  [PAUSED: no automatic failover]  not watched: pat3  last switch 2026-02-27T14:40:00Z (timeline 2 → pat2)  via pat2\n",
+		"  DISAGREES running_but_down: Patroni says pat1 is running; PostgreSQL does not answer\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestParseWhen(t *testing.T) {
 	now := time.Date(2026, 2, 27, 15, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {

@@ -72,6 +72,34 @@ func PatroniInstance(c *api.Cluster, m api.PatroniMember) *api.Instance {
 	return nil
 }
 
+// PatroniMemberOf is Patroni's view of a monitored instance: its entry in the cluster's /cluster
+// (which carries the lag), else what its own Patroni REST API answered; nil without Patroni.
+func PatroniMemberOf(c *api.Cluster, in *api.Instance) *api.PatroniMember {
+	if c.Patroni != nil {
+		for i := range c.Patroni.Members {
+			m := &c.Patroni.Members[i]
+			if got := PatroniInstance(c, *m); got != nil && got.Name == in.Name && got.Address == in.Address {
+				return m
+			}
+		}
+	}
+	return in.Patroni
+}
+
+// PatroniUnwatched names the Patroni members no collector watches.
+func PatroniUnwatched(c *api.Cluster) []string {
+	if c.Patroni == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range c.Patroni.Members {
+		if PatroniInstance(c, m) == nil {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
 // patroni names what changed in Patroni's view: leader, maintenance mode, pending restarts, a
 // member's REST API going away and back, and disagreements with PostgreSQL appearing and clearing.
 func (d *differ) patroni() {

@@ -122,9 +122,29 @@ func (m *Model) treeLines(f frame, width int) []string {
 			out = append(out, "")
 		}
 		out = append(out, m.clusterHeader(c))
+		if c.Patroni != nil {
+			out = append(out, widget.Truncate(m.patroniLine(c), width))
+			out = append(out, m.disagreementLines(c, "", "   ", width)...)
+		}
 		depth := topology.Depths(&c.Cluster)
-		for _, in := range c.Instances {
-			out = append(out, widget.Truncate(m.memberLine(c, in, depth[in.Name]), width))
+		pg := make([]string, len(c.Instances))
+		// Patroni's column starts after the widest member that answers (a DOWN member's error is
+		// cut there), within reason.
+		col := 0
+		for j, in := range c.Instances {
+			pg[j] = m.memberLine(c, in, depth[in.Name])
+			if in.Up {
+				col = max(col, widget.Width(pg[j]))
+			}
+		}
+		col = min(max(col, width/3), width*3/5)
+		for j, in := range c.Instances {
+			line := pg[j]
+			if p := m.patroniPart(c, &in); p != "" {
+				line = widget.Fit(line, col) + "  " + p
+			}
+			out = append(out, widget.Truncate(line, width))
+			out = append(out, m.disagreementLines(c, in.Name, "   "+strings.Repeat("  ", depth[in.Name]+1), width)...)
 		}
 		if s := slotSummary(c); s != "" {
 			out = append(out, "   "+th.Muted.Render("slots ")+s)
@@ -147,6 +167,76 @@ func (m *Model) clusterHeader(c *api.ClusterView) string {
 		what = th.Muted.Render("primary ") + primaries[0]
 	}
 	return th.Marker(lvl) + " " + th.Bold.Render(c.Name) + th.Muted.Render(fmt.Sprintf(" %s · timeline %d · ", c.SystemIdentifier, c.Timeline)) + what
+}
+
+// patroniLine is Patroni's view of the cluster as a whole: scope, leader lock, maintenance mode,
+// the members no collector watches and the last switch of its history.
+func (m *Model) patroniLine(c *api.ClusterView) string {
+	th := m.opts.Theme
+	p := c.Patroni
+	parts := []string{th.Muted.Render("patroni ") + p.Scope}
+	if p.Leader == "" {
+		parts = append(parts, th.Level(theme.LevelCrit).Render("no leader lock"))
+	} else {
+		parts = append(parts, th.Muted.Render("leader ")+p.Leader)
+	}
+	if p.Paused {
+		parts = append(parts, th.Level(theme.LevelWarn).Render("PAUSED: no automatic failover"))
+	}
+	if u := topology.PatroniUnwatched(&c.Cluster); len(u) > 0 {
+		parts = append(parts, th.Muted.Render("not watched: ")+strings.Join(u, ", "))
+	}
+	if n := len(p.History); n > 0 {
+		last := p.History[n-1]
+		sw := fmt.Sprintf("last switch tl %d", last.Timeline)
+		if last.NewLeader != "" {
+			sw += " → " + last.NewLeader
+		}
+		if last.At != nil {
+			sw += " " + widget.Duration(m.opts.Now().Sub(*last.At)) + " ago"
+		}
+		parts = append(parts, th.Muted.Render(sw))
+	}
+	parts = append(parts, th.Muted.Render("via "+p.ReportedBy))
+	return "   " + strings.Join(parts, th.Muted.Render(" · "))
+}
+
+// disagreementLines flags where Patroni and PostgreSQL differ about one instance ("" for the
+// cluster as a whole).
+func (m *Model) disagreementLines(c *api.ClusterView, instance, indent string, width int) []string {
+	if c.Patroni == nil {
+		return nil
+	}
+	var out []string
+	for _, d := range c.Patroni.Disagreements {
+		if d.Instance == instance {
+			out = append(out, widget.Truncate(indent+m.opts.Theme.Level(theme.LevelWarn).Render("≠ "+d.Message), width))
+		}
+	}
+	return out
+}
+
+// patroniPart is Patroni's word on one member, to put beside PostgreSQL's.
+func (m *Model) patroniPart(c *api.ClusterView, in *api.Instance) string {
+	th := m.opts.Theme
+	pm := topology.PatroniMemberOf(&c.Cluster, in)
+	switch {
+	case pm == nil:
+		return ""
+	case pm.Error != "":
+		return th.Level(theme.LevelWarn).Render("patroni does not answer")
+	}
+	parts := []string{th.Muted.Render("patroni"), pm.Role, pm.State}
+	if pm.Timeline > 0 && (!in.Up || pm.Timeline != in.Timeline) {
+		parts = append(parts, th.Muted.Render(fmt.Sprintf("tl %d", pm.Timeline)))
+	}
+	if pm.LagBytes != nil {
+		parts = append(parts, th.Muted.Render("lag ")+widget.Bytes(*pm.LagBytes))
+	}
+	if pm.PendingRestart {
+		parts = append(parts, th.Level(theme.LevelWarn).Render("pending restart"))
+	}
+	return th.Rule.Render("│ ") + strings.Join(parts, " ")
 }
 
 // memberLine is one member: indented under its upstream, with role, timeline and lags.

@@ -411,11 +411,14 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q: want 2026-02-27T15:04:05Z, 15:04 or a duration ago such as 10m", s)
 }
 
-// clusterLevel is how a cluster fares: critical with a split brain or without a primary.
+// clusterLevel is how a cluster fares: critical with a split brain or without a primary, a warning
+// with a member down or Patroni disagreeing with PostgreSQL.
 func clusterLevel(c *api.ClusterView) theme.Level {
 	switch p := topology.Primaries(&c.Cluster); {
 	case c.Split, len(p) == 0:
 		return theme.LevelCrit
+	case c.Patroni != nil && len(c.Patroni.Disagreements) > 0:
+		return theme.LevelWarn
 	}
 	for _, in := range c.Instances {
 		if !in.Up {

@@ -85,11 +85,11 @@ func TestTimePromptRefusesNonsense(t *testing.T) {
 // TestStreamedEventShowsAtOnce: an event from the stream is in the feed without waiting for a poll.
 func TestStreamedEventShowsAtOnce(t *testing.T) {
 	f := fake.Failover()
-	f.Streamed = []api.Event{{ID: 7, At: fake.Now, Kind: api.EventInstanceRestarted, Severity: api.SeverityWarning,
+	f.Streamed = []api.Event{{ID: 8, At: fake.Now, Kind: api.EventInstanceRestarted, Severity: api.SeverityWarning,
 		Cluster: "orders", Instance: "east-cascade", Message: "east-cascade restarted at 15:04:05"}}
 	m, d := start(t, f)
 	d.Until("the streamed event", func() bool { return strings.Contains(m.View(), "east-cascade restarted") })
-	if m.live.events[0].ID != 7 {
+	if m.live.events[0].ID != 8 {
 		t.Errorf("feed starts with %+v", m.live.events[0])
 	}
 }
@@ -120,5 +120,49 @@ func TestParseTime(t *testing.T) {
 	}
 	if _, err := ParseTime("soon", now); err == nil {
 		t.Error("ParseTime(soon) accepted")
+	}
+}
+
+// TestPatroniBesidePostgres: a cluster under Patroni shows Patroni's word on each member beside
+// PostgreSQL's, its cluster line, and flags where the two disagree.
+func TestPatroniBesidePostgres(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(p *api.PatroniCluster, in []api.Instance)
+		want   []string
+	}{
+		{"agreeing members and the cluster line", nil, []string{
+			"patroni billing · leader billing-2 · last switch tl 3 → billing-2 20m00s ago · via billing-2",
+			"│ patroni leader running", "│ patroni replica streaming lag 0 B pending restart"}},
+		{"a disagreement is flagged under its member", nil, []string{"≠ Patroni says billing-3 is running; PostgreSQL does not answer"}},
+		{"maintenance mode", func(p *api.PatroniCluster, _ []api.Instance) { p.Paused = true }, []string{"PAUSED: no automatic failover"}},
+		{"no leader lock, flagged for the cluster", func(p *api.PatroniCluster, _ []api.Instance) {
+			p.Leader = ""
+			p.Disagreements = append(p.Disagreements, api.PatroniDisagreement{Code: api.PatroniNoLeader, Message: "Patroni has no leader; PostgreSQL's primary is billing-2"})
+		}, []string{"no leader lock", "≠ Patroni has no leader; PostgreSQL's primary is billing-2"}},
+		{"a member's Patroni does not answer", func(p *api.PatroniCluster, in []api.Instance) {
+			p.Members = p.Members[1:] // billing-1 is no longer in /cluster either
+			in[1].Patroni = &api.PatroniMember{Error: "connection refused"}
+		}, []string{"patroni does not answer"}},
+		{"a member no collector watches", func(p *api.PatroniCluster, _ []api.Instance) {
+			p.Members = append(p.Members, api.PatroniMember{Name: "billing-4", Role: "replica", State: "streaming", Host: "10.2.0.4", Port: 5432})
+		}, []string{"not watched: billing-4"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fake.Failover()
+			for i := range f.Topology.Clusters {
+				if c := &f.Topology.Clusters[i]; c.Patroni != nil && tt.change != nil {
+					tt.change(c.Patroni, c.Instances)
+				}
+			}
+			m, _ := start(t, f)
+			screen := m.View()
+			for _, w := range tt.want {
+				if !strings.Contains(screen, w) {
+					t.Errorf("screen lacks %q:\n%s", w, screen)
+				}
+			}
+		})
 	}
 }

@@ -105,6 +105,34 @@ func westView() api.ClusterView {
 		Instances: []api.Instance{down("west-primary"), down("west-subscriber")}}, Collectors: []string{WestID}, UpdatedAt: Now.Add(-5 * time.Minute)}
 }
 
+// billingView is a Patroni cluster twenty minutes after a switchover to billing-2: Patroni and
+// PostgreSQL agree on the leader, billing-1 waits for a restart, and billing-3 is where they differ
+// (Patroni says running, PostgreSQL does not answer the collector).
+func billingView() api.ClusterView {
+	pm := func(name, role, state string, lag *int64) api.PatroniMember {
+		return api.PatroniMember{Name: name, Role: role, State: state, Host: "10.2.0." + name[len(name)-1:], Port: 5432, Timeline: 4, LagBytes: lag}
+	}
+	m1, m2, m3 := pm("billing-1", "replica", "streaming", ptr(int64(0))), pm("billing-2", "leader", "running", nil), pm("billing-3", "replica", "running", ptr(int64(96<<10)))
+	m1.PendingRestart = true
+	in := func(name, role string, self api.PatroniMember) api.Instance {
+		i := member(name, role, 4, "billing-2", 0)
+		i.Address = self.Host + ":5432"
+		i.Patroni = &self
+		return i
+	}
+	down := api.Instance{Name: "billing-3", Address: "10.2.0.3:5432", Role: "unknown", Patroni: &m3,
+		Error: "FATAL: sorry, too many clients already"}
+	switched := Now.Add(-20 * time.Minute)
+	return api.ClusterView{Cluster: api.Cluster{SystemIdentifier: "7355000111222333444", Name: "billing", Timeline: 4,
+		Instances: []api.Instance{in("billing-2", "primary", m2), in("billing-1", "standby", m1), down},
+		Patroni: &api.PatroniCluster{Scope: "billing", Version: "3.0.2", Leader: "billing-2", ReportedBy: "billing-2",
+			Members: []api.PatroniMember{m1, m2, m3},
+			History: []api.PatroniSwitch{{Timeline: 3, LSN: "0/9000060", Reason: "no recovery target specified", At: &switched, NewLeader: "billing-2"}},
+			Disagreements: []api.PatroniDisagreement{{Instance: "billing-3", Code: api.PatroniRunningButDown,
+				Message: "Patroni says billing-3 is running; PostgreSQL does not answer"}}}},
+		Collectors: []string{EastID}, UpdatedAt: Now}
+}
+
 // Failover is a fleet five minutes after a failover of orders: east-replica1 was promoted while
 // east-primary still ran (a split brain), then east-primary was rewound and follows it; a slot was
 // lost on the way. The history holds the cluster before, during and after.
@@ -126,20 +154,22 @@ func Failover() *API {
 			Cluster: "orders", Instance: instance, Message: msg}
 	}
 	return &API{
-		Topology:    api.ReplicationResponse{Collectors: []api.CollectorTopology{}, Clusters: []api.ClusterView{after, westView()}},
+		Topology:    api.ReplicationResponse{Collectors: []api.CollectorTopology{}, Clusters: []api.ClusterView{after, billingView(), westView()}},
 		CollectorsR: []api.Collector{{ID: EastID, Name: "prod-east", IntervalSeconds: 10}, {ID: WestID, Name: "prod-west", IntervalSeconds: 30}},
 		History: []Moment{
-			{From: Now.Add(-time.Hour), Clusters: []api.ClusterView{before, westView()}},
-			{From: Now.Add(-5 * time.Minute), Clusters: []api.ClusterView{split, westView()}},
-			{From: Now.Add(-2 * time.Minute), Clusters: []api.ClusterView{after, westView()}},
+			{From: Now.Add(-time.Hour), Clusters: []api.ClusterView{before, billingView(), westView()}},
+			{From: Now.Add(-5 * time.Minute), Clusters: []api.ClusterView{split, billingView(), westView()}},
+			{From: Now.Add(-2 * time.Minute), Clusters: []api.ClusterView{after, billingView(), westView()}},
 		},
 		EventsR: []api.Event{
-			ev(6, time.Minute, api.EventStandbyAttached, api.SeverityInfo, "east-primary", "east-primary streams from east-replica1"),
-			ev(5, 2*time.Minute, api.EventSplitBrainResolved, api.SeverityInfo, "", "split brain over: primary east-replica1"),
-			ev(4, 4*time.Minute, api.EventSlotInvalidated, api.SeverityCritical, "east-primary",
+			ev(7, time.Minute, api.EventStandbyAttached, api.SeverityInfo, "east-primary", "east-primary streams from east-replica1"),
+			ev(6, 2*time.Minute, api.EventSplitBrainResolved, api.SeverityInfo, "", "split brain over: primary east-replica1"),
+			ev(5, 4*time.Minute, api.EventSlotInvalidated, api.SeverityCritical, "east-primary",
 				"slot east_replica1 on east-primary invalidated: the WAL it needs is gone (wal_status lost)"),
-			ev(3, 5*time.Minute, api.EventSplitBrain, api.SeverityCritical, "", "split brain: 2 members answer as primary (east-primary, east-replica1)"),
-			ev(2, 5*time.Minute, api.EventPromotion, api.SeverityCritical, "east-replica1", "east-replica1 promoted, replacing east-primary (timeline 1 → 2)"),
+			ev(4, 5*time.Minute, api.EventSplitBrain, api.SeverityCritical, "", "split brain: 2 members answer as primary (east-primary, east-replica1)"),
+			ev(3, 5*time.Minute, api.EventPromotion, api.SeverityCritical, "east-replica1", "east-replica1 promoted, replacing east-primary (timeline 1 → 2)"),
+			{ID: 2, At: Now.Add(-20 * time.Minute), Kind: api.EventPatroniLeaderChanged, Severity: api.SeverityWarning,
+				SystemIdentifier: "7355000111222333444", Cluster: "billing", Instance: "billing-2", Message: "Patroni leader billing-1 → billing-2"},
 			{ID: 1, At: Now.Add(-time.Hour), Kind: api.EventCollectorRegistered, Severity: api.SeverityInfo, Message: "collector prod-east registered from east.example"},
 		},
 	}
