@@ -119,7 +119,7 @@ func TestRenderPatroni(t *testing.T) {
 		Patroni: &api.PatroniCluster{Scope: "pat", Leader: "pat2", Paused: true, ReportedBy: "pat2",
 			Members: []api.PatroniMember{{Name: "pat2", Role: "leader", State: "running", Timeline: 3, Host: "127.0.0.1", Port: 5433},
 				{Name: "pat3", Role: "replica", State: "streaming", Timeline: 3, LagBytes: lag(2048), PendingRestart: true, Host: "127.0.0.1", Port: 5434}},
-			History: []api.PatroniSwitch{{Timeline: 2, At: &switched, NewLeader: "pat2"}},
+			History:       []api.PatroniSwitch{{Timeline: 2, At: &switched, NewLeader: "pat2"}},
 			Disagreements: []api.PatroniDisagreement{{Instance: "pat1", Code: api.PatroniRunningButDown, Message: "Patroni says pat1 is running; PostgreSQL does not answer"}}},
 	}}
 	var buf bytes.Buffer
