@@ -106,8 +106,18 @@ func (s *Server) collectorOnly(h principalHandler) http.HandlerFunc {
 			s.deny(w, r, p, "collector", "this endpoint needs a collector token")
 			return
 		}
+		if s.lacksClientCert(r) {
+			s.deny(w, r, p, "client certificate", errNoClientCert.Error()+" for collectors (mutual TLS)")
+			return
+		}
 		h(w, r, p)
 	}
+}
+
+// lacksClientCert: require_collector_cert is set and the connection brought no verified client
+// certificate.
+func (s *Server) lacksClientCert(r *http.Request) bool {
+	return s.cfg.TLS.RequireCollectorCert && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0)
 }
 
 // deny answers 403 and audits the role denial.

@@ -262,6 +262,11 @@ var (
 // handleRegister is POST /api/v1/collectors/register with the X-Registration-Secret header. The
 // secret is compared as SHA-256 digests in constant time (neither content nor length leaks).
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	if s.lacksClientCert(r) {
+		_ = s.audit(r, "anonymous", "register_failed", "", false, map[string]any{"reason": "no client certificate"})
+		writeErr(w, newError(http.StatusForbidden, codeForbidden, "%s to register (mutual TLS)", errNoClientCert))
+		return
+	}
 	got := sha256.Sum256([]byte(r.Header.Get("X-Registration-Secret")))
 	if subtle.ConstantTimeCompare(got[:], s.regSecret[:]) != 1 {
 		s.authFailure("invalid_registration_secret")

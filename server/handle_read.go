@@ -115,6 +115,42 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, h)
 }
 
+// readyCacheFor is how long a good store ping stands for readiness: well under any load
+// balancer's probe interval times its fall count.
+const readyCacheFor = 250 * time.Millisecond
+
+// handleLive is GET /api/v1/health/live: the process serves. It checks nothing else, so an
+// orchestrator does not restart a server for its database's outage.
+func (s *Server) handleLive(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, api.Probe{Status: "alive"})
+}
+
+// handleReady is GET /api/v1/health/ready: this server should get traffic. It fails while the
+// server drains (SIGTERM) and while the store does not answer. Probes are not rate limited, so a
+// good ping answers the probes of the next readyCacheFor without another round-trip.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		w.Header().Set("Connection", "close")
+		writeJSON(w, http.StatusServiceUnavailable, api.Probe{Status: "draining", Reason: "the server is shutting down"})
+		return
+	}
+	now := time.Now()
+	if now.UnixNano() < s.readyUntil.Load() {
+		writeJSON(w, http.StatusOK, api.Probe{Status: "ready"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.dbError(ctx, "ping", err)
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, api.Probe{Status: "unavailable", Reason: "the database does not answer"})
+		return
+	}
+	s.readyUntil.Store(now.Add(readyCacheFor).UnixNano())
+	writeJSON(w, http.StatusOK, api.Probe{Status: "ready"})
+}
+
 // handleQueryMetrics is GET /api/v1/metrics?collector_id=&name=&since=&until=&limit=.
 func (s *Server) handleQueryMetrics(w http.ResponseWriter, r *http.Request, _ *principal) {
 	q, e := query(r, "collector_id", "name", "since", "until", "limit")

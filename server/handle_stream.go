@@ -15,7 +15,10 @@ const (
 	retryHintMs      = 3000
 )
 
-var heartbeat = []byte(": heartbeat\n\n")
+var (
+	heartbeat = []byte(": heartbeat\n\n")
+	drainHint = []byte(": server shutting down; reconnect\nretry: 1000\n\n")
+)
 
 // streamsRetryAfter is the Retry-After (seconds) of a stream refused for the caps.
 const streamsRetryAfter = "30"
@@ -98,6 +101,11 @@ func (s *Server) handleReplicationStream(w http.ResponseWriter, r *http.Request,
 		case <-ctx.Done():
 			return
 		case <-sub.gone:
+			if s.draining.Load() {
+				// Shutting down: tell the client to come back soon; through the load balancer that
+				// is another server.
+				send(drainHint)
+			}
 			return
 		case ev := <-sub.events:
 			if !send(ev) {

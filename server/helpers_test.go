@@ -60,6 +60,7 @@ func testConfig(t testing.TB, databaseURL string) *config.Config {
 	}
 	cfg.ServerName = "test-" + t.Name()
 	cfg.Alerting.EvaluationInterval = config.Duration(200 * time.Millisecond)
+	cfg.Limits.DrainDelay = 0 // TestGracefulDrain sets one; every other test stops at once
 	return cfg
 }
 
@@ -164,6 +165,7 @@ type response struct {
 	status int
 	header http.Header
 	body   []byte
+	closes bool // the server asked to close the connection (Connection: close)
 }
 
 func (r response) errorCode() string {
@@ -231,7 +233,7 @@ func (ts *testServer) do(r req) response {
 	if err != nil {
 		ts.t.Fatal(err)
 	}
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return response{status: res.StatusCode, header: res.Header, body: b, closes: res.Close}
 }
 
 // mustStatus fails unless the response has the status.

@@ -120,7 +120,8 @@ func TestPanicBecomesOpaque500(t *testing.T) {
 	}
 }
 
-// TestHealthWhenDatabaseIsGone answers 503 unhealthy once the database disappears.
+// TestHealthWhenDatabaseIsGone answers 503 unhealthy, and readiness fails, once the database
+// disappears.
 func TestHealthWhenDatabaseIsGone(t *testing.T) {
 	c := pgtest.Shared(t)
 	name := dbName(t, "doomed")
@@ -156,6 +157,12 @@ func TestHealthWhenDatabaseIsGone(t *testing.T) {
 	if v := ts.metricValue(`pganalytics_api_db_errors_total{op="ping"}`); v != "1" {
 		t.Fatalf("db errors %q", v)
 	}
+	// The probes: unready (out of rotation) but alive (no restart for the database's outage).
+	r = ts.do(req{method: "GET", path: "/api/v1/health/ready"})
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), `"unavailable"`) {
+		t.Fatalf("readiness with the database gone: %d %s", r.status, r.body)
+	}
+	mustStatus(t, ts.do(req{method: "GET", path: "/api/v1/health/live"}), http.StatusOK)
 }
 
 // TestMetricsExposition checks the names the seed's alert rules use, after traffic and a push.

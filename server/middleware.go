@@ -88,6 +88,9 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cache-Control", "no-store")
+		if s.draining.Load() {
+			h.Set("Connection", "close") // reconnect, through the load balancer, to a server that stays
+		}
 		if s.tlsEnabled || s.proxies.viaTrustedHTTPS(r) {
 			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 		}
@@ -128,7 +131,7 @@ func (s *Server) finish(r *http.Request, info *reqInfo, sw *statusWriter, d time
 		level = slog.LevelWarn
 	case status >= 500:
 		level = slog.LevelError
-	case status < 400 && (route == routeHealth || route == routePrometheus),
+	case status < 400 && (route == routeHealth || route == routeLive || route == routeReady || route == routePrometheus),
 		status == http.StatusTooManyRequests:
 		// Probes and scrapes would drown everything else, and a flood of refused requests must not
 		// become a flood of log lines (pganalytics_api_rate_limited_total counts them).
@@ -192,13 +195,23 @@ func (s *Server) cors(next http.Handler) http.Handler {
 	})
 }
 
-// rateLimit admits every request through its bucket before anything else runs.
+// rateLimit admits every request through its bucket before anything else runs, except the
+// liveness and readiness probes: a load balancer probing often, or several probing from one
+// address, must never take a healthy server out of rotation with a 429.
 func (s *Server) rateLimit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.admit(w, r) {
+		if isProbe(r) || s.admit(w, r) {
 			next.ServeHTTP(w, r)
 		}
 	})
+}
+
+// isProbe reports a liveness or readiness probe (exact paths, GET or HEAD only).
+func isProbe(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	return r.URL.Path == pathLive || r.URL.Path == pathReady
 }
 
 // admit identifies the caller from its bearer token (signature, audience and expiry only: no

@@ -10,9 +10,17 @@ import (
 	"github.com/pganalytics/pganalytics/internal/api"
 )
 
+// The probe paths, which the rate limiter lets through.
+const (
+	pathLive  = "/api/v1/health/live"
+	pathReady = "/api/v1/health/ready"
+)
+
 // Route patterns that the access log treats specially.
 const (
 	routeHealth     = "GET /api/v1/health"
+	routeLive       = "GET " + pathLive
+	routeReady      = "GET " + pathReady
 	routePrometheus = "GET /metrics"
 	routeStream     = "GET /api/v1/replication/stream"
 )
@@ -31,6 +39,8 @@ func (s *Server) routes() http.Handler {
 	admin := func(h principalHandler) http.HandlerFunc { return s.userOnly(api.RoleAdmin, h) }
 
 	handle(routeHealth, s.handleHealth)
+	handle(routeLive, s.handleLive)
+	handle(routeReady, s.handleReady)
 	handle("POST /api/v1/auth/login", s.handleLogin)
 	handle("POST /api/v1/auth/refresh", s.handleRefresh)
 	handle("POST /api/v1/auth/logout", viewer(s.handleLogout))

@@ -39,20 +39,7 @@ type Options struct {
 	// Hasher overrides the password hasher (tests use cheap argon2 parameters).
 	Hasher *auth.Hasher
 	// TLS is the result of LoadTLS when the caller loaded it already; nil loads it here.
-	TLS *tls.Config
-}
-
-// LoadTLS reads the configured certificate and key (nil, nil when TLS is off). The server speaks
-// TLS 1.2 and later only.
-func LoadTLS(cfg *config.Config) (*tls.Config, error) {
-	if !cfg.TLS.Enabled {
-		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("load TLS certificate %s and key %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
-	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+	TLS *TLS
 }
 
 // ApplyMemoryLimit sets the Go runtime's soft memory limit to limits.memory_limit_bytes, so that
@@ -90,9 +77,12 @@ type Server struct {
 	proxies    trustedProxies
 	origins    map[string]bool
 	tlsEnabled bool
-	tlsConfig  *tls.Config
+	tls        *TLS // nil without TLS
 	regSecret  [sha256.Size]byte
 	handler    http.Handler
+
+	draining   atomic.Bool  // SIGTERM came: readiness fails, responses close their connections
+	readyUntil atomic.Int64 // unix nanos until which the last good store ping answers readiness
 
 	rules    atomic.Pointer[alerting.Rules]
 	notifier *notifier // nil without Alertmanagers
@@ -154,10 +144,10 @@ func New(opts Options) (*Server, error) {
 	for _, o := range cfg.CORSAllowedOrigins {
 		s.origins[o] = true
 	}
-	s.tlsConfig = opts.TLS
-	if s.tlsConfig == nil {
+	s.tls = opts.TLS
+	if s.tls == nil {
 		var err error
-		if s.tlsConfig, err = LoadTLS(cfg); err != nil {
+		if s.tls, err = LoadTLS(cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -210,8 +200,8 @@ func (s *Server) Name() string { return s.name }
 // ends it shuts down gracefully: no new connections, event streams closed, in-flight requests (pushes
 // in particular) finished within the shutdown timeout, statistics flushed.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
-	if s.tlsConfig != nil {
-		ln = tls.NewListener(ln, s.tlsConfig)
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls.Config())
 	}
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -242,6 +232,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.listenTopology(bg) })
 	wg.Go(func() { s.statsLoop(bg) })
 	wg.Go(func() { s.maintainLoop(bg) })
+	if s.tls != nil {
+		wg.Go(func() { s.tls.watch(bg, s.log) })
+	}
 	wg.Go(func() {
 		s.store.RunAsLeader(bg, store.AlertingLockID, s.cfg.Alerting.EvaluationInterval.D(), s.evaluateLoop)
 	})
@@ -249,13 +242,14 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.tlsConfig != nil, "environment", s.cfg.Environment,
+	s.log.Info("serving", "addr", ln.Addr().String(), "tls", s.tls != nil, "environment", s.cfg.Environment,
 		"server", s.name, "version", s.version)
 
 	var err error
 	select {
 	case err = <-served:
 	case <-ctx.Done():
+		s.drain(served)
 		s.log.Info("shutting down", "timeout", s.cfg.Limits.ShutdownTimeout.D().String())
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.ShutdownTimeout.D())
 		err = srv.Shutdown(sctx)
@@ -276,6 +270,25 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// drain fails the readiness check and keeps serving for limits.drain_delay, so that load balancers
+// stop sending new requests here before the listener closes; responses meanwhile ask clients to
+// reconnect (Connection: close), which through a load balancer lands them on another server.
+func (s *Server) drain(served chan error) {
+	s.draining.Store(true)
+	d := s.cfg.Limits.DrainDelay.D()
+	if d <= 0 {
+		return
+	}
+	s.log.Info("draining: readiness fails, still serving", "for", d.String())
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case err := <-served: // the listener died meanwhile: nothing left to drain
+		go func() { served <- err }()
+	}
 }
 
 // reconnectNotifier is an optional store capability: ListenTopology that also reports when it

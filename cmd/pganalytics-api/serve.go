@@ -81,7 +81,8 @@ func serve(ctx context.Context, configPath string, e env) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
 	}
-	// SIGHUP reloads the alert rules; a file that does not load is logged and the rules stay.
+	// SIGHUP reloads the alert rules and the TLS files; what does not load is logged and what is
+	// in force stays.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -93,6 +94,9 @@ func serve(ctx context.Context, configPath string, e env) error {
 			case <-hup:
 				if err := srv.ReloadRules(); err != nil {
 					log.Error("alert rules not reloaded; the previous ones stay", "err", err)
+				}
+				if err := srv.ReloadTLS(); err != nil {
+					log.Error("TLS files not reloaded; the certificate in force stays", "err", err)
 				}
 			}
 		}

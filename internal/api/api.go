@@ -33,6 +33,13 @@ type Health struct {
 	Checks  map[string]string `json:"checks"`
 }
 
+// Probe is GET /api/v1/health/live and /api/v1/health/ready: what a load balancer or an
+// orchestrator needs, nothing more.
+type Probe struct {
+	Status string `json:"status"`           // alive | ready | draining | unavailable
+	Reason string `json:"reason,omitempty"` // why not ready
+}
+
 // LoginRequest is POST /api/v1/auth/login.
 type LoginRequest struct {
 	Username string `json:"username"`

@@ -248,6 +248,7 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		"LISTEN_ADDR=" + o.APIAddr,
 		"ENVIRONMENT=development",
 		"CORS_ALLOWED_ORIGINS=" + vars["PGACTL_CORS_ORIGIN"],
+		"DRAIN_DELAY=0s", // one server, no load balancer to leave: stop at once
 	}
 
 	// Alertmanager, when installed (make deps installs it), so that the alerts' whole path runs:

@@ -66,6 +66,11 @@ type TLS struct {
 	Enabled  bool   `toml:"enabled"`
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
+	// ClientCAFile turns on mutual TLS: client certificates are verified against it when given.
+	ClientCAFile string `toml:"client_ca_file"`
+	// RequireCollectorCert refuses registration and every collector request made without a
+	// verified client certificate (needs ClientCAFile).
+	RequireCollectorCert bool `toml:"require_collector_cert"`
 }
 
 // Metrics configures who may read the server's Prometheus metrics (/metrics): with a bearer token
@@ -113,6 +118,9 @@ type Limits struct {
 	MemoryLimitBytes         int64    `toml:"memory_limit_bytes"`
 	RateLimitBuckets         int      `toml:"rate_limit_buckets"`
 	ShutdownTimeout          Duration `toml:"shutdown_timeout"`
+	// DrainDelay is how long a stopping server keeps serving with its readiness check failing, so
+	// load balancers take it out of rotation before it stops accepting connections.
+	DrainDelay Duration `toml:"drain_delay"`
 }
 
 // Duration is a time.Duration written in TOML as a Go duration string ("15m", "168h").
@@ -170,6 +178,7 @@ func Default() Config {
 			BodyMaxBytes:             64 << 10,
 			RateLimitBuckets:         100_000,
 			ShutdownTimeout:          Duration(30 * time.Second),
+			DrainDelay:               Duration(5 * time.Second),
 		},
 	}
 }
@@ -207,6 +216,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		"ENVIRONMENT":               &c.Environment,
 		"TLS_CERT_FILE":             &c.TLS.CertFile,
 		"TLS_KEY_FILE":              &c.TLS.KeyFile,
+		"TLS_CLIENT_CA_FILE":        &c.TLS.ClientCAFile,
 		"METRICS_LISTEN_ADDR":       &c.Metrics.ListenAddr,
 		"METRICS_BEARER_TOKEN":      &c.Metrics.BearerToken,
 		"METRICS_BEARER_TOKEN_FILE": &c.Metrics.BearerTokenFile,
@@ -224,6 +234,13 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		}
 		c.TLS.Enabled = b
 	}
+	if v := getenv("TLS_REQUIRE_COLLECTOR_CERT"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("TLS_REQUIRE_COLLECTOR_CERT=%q: want true or false", v)
+		}
+		c.TLS.RequireCollectorCert = b
+	}
 	if v := getenv("RATE_LIMIT_PER_MINUTE"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -233,6 +250,11 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	}
 	if v := getenv("CORS_ALLOWED_ORIGINS"); v != "" {
 		c.CORSAllowedOrigins = splitList(v)
+	}
+	if v := getenv("DRAIN_DELAY"); v != "" {
+		if err := c.Limits.DrainDelay.UnmarshalText([]byte(v)); err != nil {
+			return fmt.Errorf("DRAIN_DELAY: %w", err)
+		}
 	}
 	if v := getenv("ALERT_EVALUATION_INTERVAL"); v != "" {
 		if err := c.Alerting.EvaluationInterval.UnmarshalText([]byte(v)); err != nil {
@@ -332,6 +354,9 @@ func (c *Config) check() error {
 		if p.v <= 0 {
 			return fmt.Errorf("%s %s: want a positive duration", p.name, p.v.D())
 		}
+	}
+	if d := c.Limits.DrainDelay; d < 0 || d.D() > 5*time.Minute {
+		return fmt.Errorf("limits.drain_delay %s: want 0s..5m", d.D())
 	}
 	for _, u := range append(slices.Clone(c.Alerting.AlertmanagerURLs), c.Alerting.ExternalURL, c.Alerting.RunbookBaseURL) {
 		if u == "" {
@@ -434,6 +459,12 @@ func (c *Config) ValidateServe() error {
 			return fmt.Errorf("%s is %d bytes; %s requires at least %d (generate one with: openssl rand -base64 32)",
 				s.env, len(s.value), c.Environment, MinSecretBytes)
 		}
+	}
+	if (c.TLS.ClientCAFile != "" || c.TLS.RequireCollectorCert) && !c.TLS.Enabled {
+		return errors.New("TLS_CLIENT_CA_FILE and TLS_REQUIRE_COLLECTOR_CERT need TLS_ENABLED=true (mutual TLS is the server's own TLS)")
+	}
+	if c.TLS.RequireCollectorCert && c.TLS.ClientCAFile == "" {
+		return errors.New("TLS_REQUIRE_COLLECTOR_CERT=true needs TLS_CLIENT_CA_FILE, the CA collector certificates chain to")
 	}
 	if c.TLS.Enabled {
 		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
