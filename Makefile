@@ -8,7 +8,7 @@ PG_MAJORS  ?= 13 14 15 16 17 18
 # Packages whose tests depend on the PostgreSQL major (run once per major by test-matrix).
 MATRIX_PKGS ?= ./internal/pgtest/... ./internal/pgcluster/... ./collector/... ./server/store/...
 
-.PHONY: help build test test-matrix demo bench lint fuzz deps clean
+.PHONY: help build test test-matrix outage demo bench lint fuzz deps clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,12 @@ test-matrix: deps ## run the PostgreSQL-dependent tests on every major 13-18
 	  echo "== PostgreSQL $$v"; \
 	  PGTEST_PG_VERSION=$$v $(GO) test -count=1 -timeout 10m $(MATRIX_PKGS); \
 	done
+
+# How long `make outage` keeps the API down (a Go duration).
+OUTAGE     ?= 3m
+
+outage: deps ## the collector's backlog delivery time after a 3-minute API outage (OUTAGE=3m; e2e, not in make test)
+	PGA_E2E_OUTAGE=$(OUTAGE) $(GO) test -count=1 -timeout 20m -v -run '^TestCollectorLosesNothingWhileAPIIsDown$$' ./e2e/
 
 demo: deps build ## start the whole stack locally (throwaway clusters, API, collector, console)
 	$(BIN)/pgactl demo --bin-dir $(BIN)

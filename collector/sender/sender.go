@@ -1,5 +1,6 @@
-// Package sender delivers queued batches to the API, oldest first: exponential backoff with jitter
-// while the API is away (honouring Retry-After), malformed batches set aside, a revoked token fatal.
+// Package sender delivers queued batches to the API, oldest first: exponential backoff with jitter,
+// capped at a few seconds, while the API is away (honouring a bounded Retry-After), the backlog at
+// full speed once a push succeeds, malformed batches set aside, a revoked token fatal.
 package sender
 
 import (
@@ -34,10 +35,33 @@ var ErrNotSpooled = errors.New("not delivered and not spooled")
 // is set aside (rejected/ in the spool) rather than retried.
 var ErrRejected = errors.New("the API rejected the batch as malformed")
 
+// Retry delays.
+//
+// DefaultMaxBackoff is small on purpose: while the API is away a failed attempt costs one refused
+// connection, but every second of backoff still pending when it returns is a second the backlog
+// waits. With a 5 s cap a collector is back within 5 s of the API, whatever the outage's length.
+// The jitter (each delay random in [step/2, step]) keeps a fleet that lost the API together from
+// coming back in lockstep.
+//
+// MaxRetryAfter bounds how long a server's Retry-After (429/503) may park delivery. Every value the
+// API itself sends is within it, so those are honoured as sent: 2 s (push gate), 5 s (store away),
+// 30 s (stream caps), and the rate limit's time to its next token, at most a minute at the lowest
+// rate_limit_per_minute (1). A broken or hostile proxy saying "come back in an hour" must not leave
+// batches piling up in the spool, possibly past disk_max_bytes (the oldest dropped), while the API
+// behind it takes them again.
+const (
+	DefaultMinBackoff = time.Second
+	DefaultMaxBackoff = 5 * time.Second
+	MaxRetryAfter     = time.Minute
+)
+
+// warnEvery is how often a continuing outage is logged at warn level; each attempt is at debug.
+const warnEvery = time.Minute
+
 // Options tune retries.
 type Options struct {
-	MinBackoff time.Duration // first retry delay (default 1s)
-	MaxBackoff time.Duration // cap (default 1m)
+	MinBackoff time.Duration // first retry delay (default DefaultMinBackoff, 1s)
+	MaxBackoff time.Duration // cap (default DefaultMaxBackoff, 5s; at least MinBackoff)
 	Log        *slog.Logger
 }
 
@@ -56,20 +80,38 @@ type Sender struct {
 	delivered atomic.Int64
 	failures  atomic.Int64
 	rejected  atomic.Int64
+
+	// Seams for tests: randN returns a random duration in [0, n) (n > 0); sleep waits d or until
+	// ctx ends (false).
+	randN func(n time.Duration) time.Duration
+	sleep func(ctx context.Context, d time.Duration) bool
 }
 
 // New returns a Sender for q.
 func New(q *buffer.Queue, p Pusher, opts Options) *Sender {
 	if opts.MinBackoff <= 0 {
-		opts.MinBackoff = time.Second
+		opts.MinBackoff = DefaultMinBackoff
 	}
-	if opts.MaxBackoff < opts.MinBackoff {
-		opts.MaxBackoff = max(opts.MinBackoff, time.Minute)
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = DefaultMaxBackoff
 	}
+	opts.MaxBackoff = max(opts.MaxBackoff, opts.MinBackoff)
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{q: q, p: p, opts: opts}
+	return &Sender{q: q, p: p, opts: opts, randN: rand.N[time.Duration], sleep: sleepCtx}
+}
+
+// sleepCtx waits d, or until ctx ends (false).
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Stats reports the counters.
@@ -87,8 +129,11 @@ const (
 )
 
 // Run delivers batches as they come until ctx ends (nil) or the token is refused (ErrUnauthorized).
+// After a failed attempt it waits (delay); after a successful one it goes straight on to the next
+// batch, so a backlog drains as fast as the API takes it, oldest first.
 func (s *Sender) Run(ctx context.Context) error {
 	attempt := 0
+	var outageStart, lastWarn time.Time
 	for {
 		b, ok := s.q.Peek()
 		if !ok {
@@ -102,6 +147,10 @@ func (s *Sender) Run(ctx context.Context) error {
 		res, wait, err := s.deliver(ctx, b)
 		switch res {
 		case delivered, rejected:
+			if attempt > 0 {
+				s.opts.Log.Info("the API takes batches again; delivering the backlog at full speed",
+					"failed_attempts", attempt, "outage", time.Since(outageStart).Round(time.Millisecond), "queued", s.q.Len())
+			}
 			attempt = 0
 			continue
 		case fatal:
@@ -111,21 +160,24 @@ func (s *Sender) Run(ctx context.Context) error {
 			return nil
 		}
 		attempt++
-		d := max(s.backoff(attempt), wait)
-		s.opts.Log.Warn("push failed; batches are spooled and retried", "err", err, "attempt", attempt,
+		d := s.delay(attempt, wait)
+		level := slog.LevelDebug
+		if attempt == 1 {
+			outageStart = time.Now()
+		}
+		if attempt == 1 || time.Since(lastWarn) >= warnEvery {
+			level, lastWarn = slog.LevelWarn, time.Now()
+		}
+		s.opts.Log.Log(ctx, level, "push failed; batches are spooled and retried", "err", err, "attempt", attempt,
 			"retry_in", d.Round(time.Millisecond), "queued", s.q.Len())
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !s.sleep(ctx, d) {
 			return nil
-		case <-t.C:
 		}
 	}
 }
 
 // Flush delivers until the queue is empty (nil) or ctx ends (the error says what is left): used by
-// --once and at shutdown. Failed attempts are retried with the same backoff as Run.
+// --once and at shutdown. Failed attempts are retried with the same delays as Run.
 func (s *Sender) Flush(ctx context.Context) error {
 	attempt := 0
 	var last error
@@ -137,21 +189,18 @@ func (s *Sender) Flush(ctx context.Context) error {
 		res, wait, err := s.deliver(ctx, b)
 		switch res {
 		case delivered, rejected:
+			attempt = 0
 			continue
 		case fatal:
 			return err
 		}
 		last = err
 		attempt++
-		t := time.NewTimer(max(s.backoff(attempt), wait))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !s.sleep(ctx, s.delay(attempt, wait)) {
 			if !s.q.Spooled() {
 				return fmt.Errorf("%d batch(es) %w: %w", s.q.Len(), ErrNotSpooled, last)
 			}
 			return fmt.Errorf("%d batches left in the spool: %w", s.q.Len(), last)
-		case <-t.C:
 		}
 	}
 }
@@ -215,8 +264,24 @@ func (s *Sender) deliver(ctx context.Context, b buffer.Batch) (outcome, time.Dur
 	return retry, wait, err
 }
 
-// backoff is exponential in attempt with "equal jitter": half the step fixed, half random, so
-// collectors that lost the API together do not come back in lockstep.
+// delay is how long to wait before the next attempt after the attempt-th failure in a row: the
+// backoff, or the server's Retry-After (capped at MaxRetryAfter) when that is longer. A Retry-After
+// that wins gets up to 10 % more, at random: the API tells every collector it turns away the same
+// value, and they should not all come back in the same instant.
+func (s *Sender) delay(attempt int, retryAfter time.Duration) time.Duration {
+	d := s.backoff(attempt)
+	if retryAfter = min(retryAfter, MaxRetryAfter); retryAfter > d {
+		d = retryAfter
+		if spread := retryAfter / 10; spread > 0 {
+			d += s.randN(spread + 1)
+		}
+	}
+	return d
+}
+
+// backoff is exponential in attempt (MinBackoff doubling up to MaxBackoff) with "equal jitter":
+// half the step fixed, half random, so collectors that lost the API together do not come back in
+// lockstep.
 func (s *Sender) backoff(attempt int) time.Duration {
 	step := s.opts.MinBackoff
 	for i := 1; i < attempt && step < s.opts.MaxBackoff; i++ {
@@ -224,5 +289,5 @@ func (s *Sender) backoff(attempt int) time.Duration {
 	}
 	step = min(step, s.opts.MaxBackoff)
 	half := step / 2
-	return half + rand.N(half+1)
+	return half + s.randN(step-half+1)
 }

@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -305,24 +307,282 @@ func TestRevokedTokenStops(t *testing.T) {
 	}
 }
 
-func TestBackoffGrowsAndIsCapped(t *testing.T) {
-	s := New(nil, nil, Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+// jitter makes randN deterministic: "min" always draws 0, "max" always the largest value, so a
+// delay is exactly its lower or its upper bound.
+var jitters = []struct {
+	name  string
+	randN func(n time.Duration) time.Duration
+}{
+	{"min", func(time.Duration) time.Duration { return 0 }},
+	{"max", func(n time.Duration) time.Duration { return n - 1 }},
+}
+
+func TestNewDefaults(t *testing.T) {
+	tests := []struct {
+		name             string
+		opts             Options
+		wantMin, wantMax time.Duration
+	}{
+		{"zero: 1 s doubling to 5 s", Options{}, time.Second, 5 * time.Second},
+		{"only a longer minimum: the cap rises to it", Options{MinBackoff: 10 * time.Second}, 10 * time.Second, 10 * time.Second},
+		{"a cap below the minimum is the minimum", Options{MinBackoff: 2 * time.Second, MaxBackoff: time.Second}, 2 * time.Second, 2 * time.Second},
+		{"explicit", Options{MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}, 100 * time.Millisecond, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(nil, nil, tt.opts)
+			if s.opts.MinBackoff != tt.wantMin || s.opts.MaxBackoff != tt.wantMax {
+				t.Errorf("backoff %s..%s, want %s..%s", s.opts.MinBackoff, s.opts.MaxBackoff, tt.wantMin, tt.wantMax)
+			}
+		})
+	}
+}
+
+// TestBackoffSequence: with the defaults the delay after the n-th failure in a row doubles from
+// [0.5 s, 1 s] and never exceeds 5 s however long the outage; the random part keeps it within
+// [cap/2, cap] (equal jitter), and both bounds are reached.
+func TestBackoffSequence(t *testing.T) {
 	tests := []struct {
 		attempt  int
 		min, max time.Duration
 	}{
-		{1, 50 * time.Millisecond, 100 * time.Millisecond},
-		{2, 100 * time.Millisecond, 200 * time.Millisecond},
-		{4, 400 * time.Millisecond, 800 * time.Millisecond},
-		{30, 500 * time.Millisecond, time.Second},
+		{1, 500 * time.Millisecond, time.Second},
+		{2, time.Second, 2 * time.Second},
+		{3, 2 * time.Second, 4 * time.Second},
+		{4, 2500 * time.Millisecond, 5 * time.Second},
+		{5, 2500 * time.Millisecond, 5 * time.Second},
+		{60, 2500 * time.Millisecond, 5 * time.Second},     // a few minutes of outage
+		{100000, 2500 * time.Millisecond, 5 * time.Second}, // days of outage
 	}
 	for _, tt := range tests {
-		for range 50 {
-			if d := s.backoff(tt.attempt); d < tt.min || d > tt.max {
-				t.Errorf("backoff(%d) = %s, want within [%s, %s]", tt.attempt, d, tt.min, tt.max)
+		t.Run(fmt.Sprintf("attempt %d", tt.attempt), func(t *testing.T) {
+			s := New(nil, nil, Options{})
+			for _, j := range jitters {
+				s.randN = j.randN
+				want := tt.min
+				if j.name == "max" {
+					want = tt.max
+				}
+				if d := s.backoff(tt.attempt); d != want {
+					t.Errorf("%s jitter: backoff(%d) = %s, want %s", j.name, tt.attempt, d, want)
+				}
 			}
-		}
+			s.randN = rand.N[time.Duration]
+			seen := map[time.Duration]bool{}
+			for range 200 {
+				d := s.backoff(tt.attempt)
+				if d < tt.min || d > tt.max {
+					t.Fatalf("backoff(%d) = %s, want within [%s, %s]", tt.attempt, d, tt.min, tt.max)
+				}
+				seen[d] = true
+			}
+			if len(seen) < 2 {
+				t.Errorf("backoff(%d) gave the same delay 200 times: no jitter", tt.attempt)
+			}
+		})
 	}
+}
+
+// TestDelayHonoursRetryAfter: a Retry-After longer than the backoff wins, plus up to 10 % so the
+// collectors it turned away do not return together; past MaxRetryAfter it is capped; a shorter one
+// leaves the backoff alone.
+func TestDelayHonoursRetryAfter(t *testing.T) {
+	tests := []struct {
+		name       string
+		attempt    int
+		retryAfter time.Duration
+		min, max   time.Duration
+	}{
+		{"no Retry-After: the backoff", 1, 0, 500 * time.Millisecond, time.Second},
+		{"shorter than the backoff: the backoff", 4, time.Second, 2500 * time.Millisecond, 5 * time.Second},
+		{"the API's push limit (2 s)", 1, 2 * time.Second, 2 * time.Second, 2200 * time.Millisecond},
+		{"the API's rate limit (1 s), no shorter than the first backoff", 1, time.Second, time.Second, time.Second},
+		{"the API's stream cap (30 s), far above the 5 s cap", 10, 30 * time.Second, 30 * time.Second, 33 * time.Second},
+		{"exactly the cap", 1, MaxRetryAfter, MaxRetryAfter, MaxRetryAfter + MaxRetryAfter/10},
+		{"an hour: capped", 1, time.Hour, MaxRetryAfter, MaxRetryAfter + MaxRetryAfter/10},
+		{"a day (client.ParseRetryAfter's own cap): capped", 3, 24 * time.Hour, MaxRetryAfter, MaxRetryAfter + MaxRetryAfter/10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(nil, nil, Options{})
+			for _, j := range jitters {
+				s.randN = j.randN
+				want := tt.min
+				if j.name == "max" {
+					want = tt.max
+				}
+				if d := s.delay(tt.attempt, tt.retryAfter); d != want {
+					t.Errorf("%s jitter: delay(%d, %s) = %s, want %s", j.name, tt.attempt, tt.retryAfter, d, want)
+				}
+			}
+		})
+	}
+}
+
+// scriptedPusher answers push n (from 1) with script(n): nil accepts the batch. It runs on the
+// sender's goroutine, so script may add batches to the queue at an exact point of the sequence.
+type scriptedPusher struct {
+	mu       sync.Mutex
+	n        int
+	events   *[]string
+	accepted []time.Time
+	script   func(n int) error
+}
+
+func (p *scriptedPusher) PushGzip(_ context.Context, body []byte) (api.PushResponse, error) {
+	p.mu.Lock()
+	p.n++
+	n := p.n
+	p.mu.Unlock()
+	if err := p.script(n); err != nil {
+		*p.events = append(*p.events, "fail")
+		return api.PushResponse{}, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return api.PushResponse{}, err
+	}
+	var req api.PushRequest
+	if err := json.NewDecoder(zr).Decode(&req); err != nil {
+		return api.PushResponse{}, err
+	}
+	p.mu.Lock()
+	p.accepted = append(p.accepted, req.CollectedAt)
+	p.mu.Unlock()
+	*p.events = append(*p.events, "ok")
+	return api.PushResponse{Accepted: len(req.Metrics)}, nil
+}
+
+// TestRunRetrySequence drives Run with the default options through an outage and a recovery, with
+// sleeps recorded instead of waited: refused connections and 503/429 answers back off as the table
+// of delays says (the 5 s cap, Retry-After honoured and capped at a minute), the backlog (batches
+// spilled from memory and batches spooled during the outage) then goes out oldest first with no
+// sleep between batches, and a failure after a success starts again from the first delay.
+func TestRunRetrySequence(t *testing.T) {
+	refused := fmt.Errorf("%w: connection refused", client.ErrUnreachable)
+	for _, j := range jitters {
+		t.Run(j.name+" jitter", func(t *testing.T) {
+			q, err := buffer.Open(buffer.Options{Dir: t.TempDir(), MemoryMaxBytes: 1 << 20, DiskMaxBytes: 1 << 20, RejectedMaxBytes: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			// push adds batches from the sender's goroutine, where t.Fatal must not be called.
+			push := func(from, n int) {
+				for i := from; i < from+n; i++ {
+					at := time.Unix(int64(1_700_000_000+i), 0).UTC()
+					if err := q.Push(gzipBatch(t, at), at); err != nil {
+						t.Errorf("queue batch %d: %v", i, err)
+					}
+				}
+			}
+			var events []string
+			p := &scriptedPusher{events: &events}
+			p.script = func(n int) error {
+				switch n {
+				case 1, 5, 10:
+					return refused
+				case 2:
+					return &client.APIError{Status: http.StatusServiceUnavailable, Code: "database_unavailable", RetryAfter: 3 * time.Second}
+				case 3:
+					push(4, 3) // collected during the outage: straight to disk
+					return refused
+				case 4:
+					return &client.APIError{Status: http.StatusTooManyRequests, Code: "rate_limited", RetryAfter: time.Hour}
+				case 6:
+					push(7, 1) // collected while the backlog drains
+				}
+				return nil
+			}
+			s := New(q, p, Options{})
+			s.randN = j.randN
+			var sleeps []time.Duration
+			s.sleep = func(ctx context.Context, d time.Duration) bool {
+				events = append(events, "sleep")
+				sleeps = append(sleeps, d)
+				return ctx.Err() == nil
+			}
+			pushN(t, q, 0, 4) // in memory until the first failure spills them
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Run(ctx) }()
+			waitEmpty(t, q)
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+
+			want := []struct {
+				what     string
+				min, max time.Duration
+			}{
+				{"1st failure, refused", 500 * time.Millisecond, time.Second},
+				{"2nd, 503 Retry-After 3s over a 2 s backoff", 3 * time.Second, 3300 * time.Millisecond},
+				{"3rd, refused", 2 * time.Second, 4 * time.Second},
+				{"4th, 429 Retry-After 1h: capped", time.Minute, 66 * time.Second},
+				{"5th, refused: the 5 s cap", 2500 * time.Millisecond, 5 * time.Second},
+				{"first failure after a success: reset", 500 * time.Millisecond, time.Second},
+			}
+			if len(sleeps) != len(want) {
+				t.Fatalf("slept %d times (%v), want %d: events %v", len(sleeps), sleeps, len(want), events)
+			}
+			for i, w := range want {
+				exact := w.min
+				if j.name == "max" {
+					exact = w.max
+				}
+				if sleeps[i] != exact {
+					t.Errorf("sleep %d (%s) = %s, want %s", i+1, w.what, sleeps[i], exact)
+				}
+			}
+			// A sleep follows every failure and nothing else: no pause between delivered batches.
+			for i, e := range events {
+				if e == "sleep" && (i == 0 || events[i-1] != "fail") {
+					t.Fatalf("event %d is a sleep after %q, want sleeps only after failed pushes: %v", i, events[i-1], events)
+				}
+				if e == "fail" && (i+1 >= len(events) || events[i+1] != "sleep") {
+					t.Fatalf("failed push %d not followed by a sleep: %v", i, events)
+				}
+			}
+			if got, want := strings.Join(events, " "),
+				"fail sleep fail sleep fail sleep fail sleep fail sleep ok ok ok ok fail sleep ok ok ok ok"; got != want {
+				t.Errorf("events:\n got %s\nwant %s", got, want)
+			}
+			p.mu.Lock()
+			accepted := append([]time.Time(nil), p.accepted...)
+			p.mu.Unlock()
+			checkInOrder(t, accepted, 8)
+			if st := s.Stats(); st.Delivered != 8 || st.Failures != 6 {
+				t.Errorf("stats = %+v, want 8 delivered, 6 failed attempts", st)
+			}
+		})
+	}
+}
+
+// TestFlushRetrySequence: Flush (--once, shutdown) uses the same delays, starting again from the
+// first after each delivered batch.
+func TestFlushRetrySequence(t *testing.T) {
+	q := buffer.NewMemory(buffer.Options{MemoryMaxBytes: 1 << 20})
+	var events []string
+	p := &scriptedPusher{events: &events, script: func(n int) error {
+		switch n {
+		case 1, 2, 4:
+			return &client.APIError{Status: http.StatusBadGateway, Code: "bad_gateway"}
+		}
+		return nil
+	}}
+	s := New(q, p, Options{})
+	s.randN = jitters[1].randN
+	var sleeps []time.Duration
+	s.sleep = func(_ context.Context, d time.Duration) bool { sleeps = append(sleeps, d); return true }
+	pushN(t, q, 0, 2)
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, time.Second}; fmt.Sprint(sleeps) != fmt.Sprint(want) {
+		t.Errorf("sleeps = %v, want %v", sleeps, want)
+	}
+	checkInOrder(t, p.accepted, 2)
 }
 
 // TestNoSpoolFlushSaysNothingWasKept: on a queue without a spool (--once beside a running
