@@ -276,7 +276,5 @@ func TestConsoleShowsPromotion(t *testing.T) {
 
 // consoleEnv is the environment the console runs in against s: its API and admin, no colours.
 func (s *stack) consoleEnv(t *testing.T) []string {
-	return commandEnv(t, "NO_COLOR=1", "PGACTL_API_URL="+s.env.Vars["PGACTL_API_URL"],
-		"PGACTL_USERNAME="+s.env.Vars["PGACTL_USERNAME"], "PGACTL_PASSWORD="+s.env.Vars["PGACTL_PASSWORD"],
-		"PGACTL_STATE_DIR="+s.stateDir)
+	return s.cliEnv(t, "NO_COLOR=1", "PGACTL_STATE_DIR="+s.stateDir)
 }

@@ -150,8 +150,7 @@ func TestFailoverTopology(t *testing.T) {
 	})
 
 	// The same through the CLI, as a script reads it.
-	env := commandEnv(t, "PGACTL_API_URL="+s.env.Vars["PGACTL_API_URL"], "PGACTL_USERNAME="+s.env.Vars["PGACTL_USERNAME"],
-		"PGACTL_PASSWORD="+s.env.Vars["PGACTL_PASSWORD"])
+	env := s.cliEnv(t)
 	out, errOut, code := runPgactl(t, 30*time.Second, env, "events", "--kind", "promotion", "-o", "json")
 	var er api.EventsResponse
 	if code != 0 || json.Unmarshal([]byte(out), &er) != nil || len(er.Events) != 1 {
@@ -186,7 +185,7 @@ func wantEvents(t *testing.T, c *client.Client, kinds ...string) {
 // apiClient is a client of the stack's API logged in as its admin.
 func (s *stack) apiClient(t *testing.T) *client.Client {
 	t.Helper()
-	c, err := client.New(client.Options{BaseURL: s.env.Vars["PGACTL_API_URL"]})
+	c, err := client.New(client.Options{BaseURL: s.env.Vars["PGACTL_API_URL"], CAFile: s.env.Vars["PGACTL_CA_FILE"]})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,8 +46,8 @@ func TestPatroniSwitchover(t *testing.T) {
 	// A second collector, one [[postgres]] per member, each with its Patroni URL.
 	dir := t.TempDir()
 	var b strings.Builder
-	fmt.Fprintf(&b, "[collector]\nname = \"patroni-collector\"\ninterval = %q\n\n[api]\nurl = %q\ntoken_file = %q\n\n",
-		interval.String(), s.env.Vars["PGACTL_API_URL"], filepath.Join(dir, "token"))
+	fmt.Fprintf(&b, "[collector]\nname = \"patroni-collector\"\ninterval = %q\n\n[api]\nurl = %q\ntoken_file = %q\nca_file = %q\n\n",
+		interval.String(), s.env.Vars["PGACTL_API_URL"], filepath.Join(dir, "token"), s.env.Vars["PGACTL_CA_FILE"])
 	for _, m := range pc.Members {
 		fmt.Fprintf(&b, "[[postgres]]\nname = %q\ncluster = \"pat\"\ndsn = %q\npatroni_url = %q\n\n", m.Name, m.DSN(), m.APIURL)
 	}
@@ -177,8 +177,7 @@ func TestPatroniSwitchover(t *testing.T) {
 	})
 
 	// The CLI puts Patroni's view beside PostgreSQL's.
-	cliEnv := commandEnv(t, "PGACTL_API_URL="+s.env.Vars["PGACTL_API_URL"], "PGACTL_USERNAME="+s.env.Vars["PGACTL_USERNAME"],
-		"PGACTL_PASSWORD="+s.env.Vars["PGACTL_PASSWORD"])
+	cliEnv := s.cliEnv(t)
 	out, errOut, code := runPgactl(t, 30*time.Second, cliEnv, "replication")
 	if code != 0 || !strings.Contains(out, "PATRONI") || !strings.Contains(out, "patroni pat  leader "+candidate) ||
 		!strings.Contains(out, "leader running tl "+fmt.Sprint(after.Timeline)) {

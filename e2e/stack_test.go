@@ -272,6 +272,13 @@ func commandEnv(t *testing.T, extra ...string) []string {
 	return append(env, extra...)
 }
 
+// cliEnv is commandEnv for pgactl against s's API as its admin, verifying the API's certificate.
+func (s *stack) cliEnv(t *testing.T, extra ...string) []string {
+	v := s.env.Vars
+	return commandEnv(t, append([]string{"PGACTL_API_URL=" + v["PGACTL_API_URL"], "PGACTL_CA_FILE=" + v["PGACTL_CA_FILE"],
+		"PGACTL_USERNAME=" + v["PGACTL_USERNAME"], "PGACTL_PASSWORD=" + v["PGACTL_PASSWORD"]}, extra...)...)
+}
+
 // runPgactl runs pgactl to completion with env, returning its stdout, stderr and exit code.
 func runPgactl(t *testing.T, timeout time.Duration, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()

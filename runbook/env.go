@@ -178,8 +178,12 @@ func ParseEnvironment(source string, data []byte, stateDir string) (*Environment
 		problems:     r.problems,
 		secret:       map[string]bool{},
 	}
-	if f.CAFile != "" {
-		env.CAFile = r.abs(f.CAFile)
+	caFile, err := expand(f.CAFile, r.lookup) // e.g. "${PGACTL_CA_FILE}" from an import; "" is none
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: ca_file: %w", name, err)
+	}
+	if caFile != "" {
+		env.CAFile = r.abs(caFile)
 		if _, err := os.Stat(env.CAFile); err != nil {
 			return nil, fmt.Errorf("environment %s: ca_file: %w", name, err)
 		}

@@ -152,7 +152,7 @@ func checkTLS(ctx context.Context, e *env) outcome {
 	now := time.Now()
 	for _, c := range state.PeerCertificates {
 		if now.After(c.NotAfter) {
-			return fail("certificate %q expired on %s: renew it and restart the API", c.Subject.CommonName, c.NotAfter.UTC().Format(time.DateOnly))
+			return fail("certificate %q expired on %s: renew it (the API reloads its certificate files by itself)", c.Subject.CommonName, c.NotAfter.UTC().Format(time.DateOnly))
 		}
 		if now.Before(c.NotBefore) {
 			return fail("certificate %q is not valid before %s: check the server clock or reissue it", c.Subject.CommonName, c.NotBefore.UTC().Format(time.RFC3339))
@@ -174,6 +174,14 @@ func checkTLS(ctx context.Context, e *env) outcome {
 	left := soonest.NotAfter.Sub(now)
 	if left < e.cfg.CertMinValidity {
 		return fail("certificate %q expires in %s (%s), within the required %s: renew it", soonest.Subject.CommonName, days(left), soonest.NotAfter.UTC().Format(time.DateOnly), days(e.cfg.CertMinValidity))
+	}
+	// TLS 1.2 is the floor: a server that still completes a TLS 1.1 handshake fails the check.
+	old := e.anon.TLSConfig()
+	old.InsecureSkipVerify = true //nolint:gosec // only the protocol version is probed
+	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	if c, err := (&tls.Dialer{Config: old}).DialContext(ctx, "tcp", net.JoinHostPort(host, port)); err == nil {
+		c.Close()
+		return fail("%s accepts TLS 1.1: allow TLS 1.2 and later only", u.Host)
 	}
 	return pass("certificate for %s valid until %s (%s left), %s", host, soonest.NotAfter.UTC().Format(time.DateOnly), days(left), tls.VersionName(state.Version))
 }

@@ -72,6 +72,8 @@ Ctrl-C (or quitting the console) stops everything and removes the clusters.`,
 	f.DurationVar(&opts.Interval, "interval", 5*time.Second, "collector interval")
 	f.BoolVar(&noConsole, "no-console", false, "do not open the console; run until Ctrl-C")
 	f.BoolVar(&noWorkload, "no-workload", false, "do not write to the demo primary")
+	f.BoolVar(&opts.PlainHTTP, "plain-http", false, "no TLS: plain HTTP to the API and sslmode=disable to PostgreSQL")
+	f.BoolVar(&opts.MutualTLS, "mtls", false, "mutual TLS: the collector presents a client certificate, the API requires one from collectors")
 	return cmd
 }
 
@@ -87,6 +89,7 @@ pgAnalytics demo is running.
   standby     %s
   cascade     %s   (streams from the standby)
   collector   demo-collector, every %s   (log: %s)
+  TLS         %s
   environment %s
 
 In another terminal:
@@ -100,7 +103,7 @@ In another terminal:
 `, v["PGACTL_API_URL"], filepath.Join(v["DEMO_DIR"], "api.log"),
 		v["PGACTL_USERNAME"], v["PGACTL_PASSWORD"], v["PGACTL_VIEWER_USERNAME"], v["PGACTL_VIEWER_PASSWORD"],
 		v["PGACTL_DATABASE_URL"], v["PRIMARY_URL"], v["STANDBY_URL"], v["CASCADE_URL"], interval,
-		filepath.Join(v["DEMO_DIR"], "collector.log"), env.File, env.File,
+		filepath.Join(v["DEMO_DIR"], "collector.log"), tlsSummary(v), env.File, env.File,
 		filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"),
 		filepath.Join(v["BIN_DIR"], "pgactl"))
 	if am := v["ALERTMANAGER_URL"]; am != "" {
@@ -112,4 +115,12 @@ In another terminal:
 	} else {
 		fmt.Fprintln(w, "Press Ctrl-C to stop the demo and remove everything.")
 	}
+}
+
+// tlsSummary says how the demo's connections are protected.
+func tlsSummary(v map[string]string) string {
+	if v["PGACTL_CA_FILE"] == "" {
+		return "off (--plain-http)"
+	}
+	return "API on HTTPS, PostgreSQL sslmode=verify-full; throwaway CA " + v["PGACTL_CA_FILE"]
 }

@@ -7,6 +7,8 @@ package demo
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pganalytics/pganalytics/internal/devca"
 	"github.com/pganalytics/pganalytics/internal/pgcluster"
 )
 
@@ -36,6 +39,12 @@ type Options struct {
 	Workload bool          // keep writing to the primary so lag moves
 	Cascade  bool          // add db1_cascade, a standby streaming from db1_standby
 	APIEnv   []string      // more environment for the API, e.g. ALERTMANAGER_URLS=http://127.0.0.1:9093
+	// PlainHTTP turns TLS off. By default a throwaway CA signs the API's and PostgreSQL's
+	// certificates; collectors, pgactl and the API verify them (sslmode=verify-full).
+	PlainHTTP bool
+	// MutualTLS gives the collector a client certificate and makes the API require one from
+	// collectors (ignored with PlainHTTP).
+	MutualTLS bool
 	Out      io.Writer     // progress lines for the person running the demo
 	Logger   *slog.Logger
 }
@@ -58,6 +67,60 @@ type Stack struct {
 	procs   []*process
 	dir     string
 	apiURL  string
+	tls     *stackTLS // nil with Options.PlainHTTP
+	http    *http.Client
+}
+
+// stackTLS is the demo's throwaway CA and what it issued.
+type stackTLS struct {
+	ca        *devca.CA
+	api, pg   devca.Pair
+	collector *devca.Pair // with Options.MutualTLS
+}
+
+// tlsHosts are the names the demo's server certificates are valid for.
+var tlsHosts = []string{"127.0.0.1", "localhost", "::1"}
+
+// certValidity is how long the demo's certificates last: far beyond any demo, and short enough
+// that the smoke test's days-to-expiry figure means something.
+const certValidity = 90 * 24 * time.Hour
+
+func newStackTLS(dir string, mutual bool) (*stackTLS, error) {
+	ca, err := devca.New(dir, "pgAnalytics demo CA", certValidity+24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	t := &stackTLS{ca: ca}
+	if t.api, err = ca.IssueServer("api", tlsHosts, certValidity); err != nil {
+		return nil, err
+	}
+	if t.pg, err = ca.IssueServer("postgres", tlsHosts, certValidity); err != nil {
+		return nil, err
+	}
+	if mutual {
+		p, err := ca.IssueClient("demo-collector", certValidity)
+		if err != nil {
+			return nil, err
+		}
+		t.collector = &p
+	}
+	return t, nil
+}
+
+// dsn is the connection URL of c for user and db: verify-full against the demo CA, or plain.
+func (st *Stack) dsn(c *pgcluster.Cluster, user, db string) string {
+	if st.tls == nil {
+		return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", user, c.Port, db)
+	}
+	return c.VerifyFullDSN(user, db, st.tls.ca.CertFile)
+}
+
+// enableTLS turns TLS on in c (nothing with Options.PlainHTTP).
+func (st *Stack) enableTLS(ctx context.Context, c *pgcluster.Cluster) error {
+	if st.tls == nil {
+		return nil
+	}
+	return c.EnableTLS(ctx, st.tls.pg.CertFile, st.tls.pg.KeyFile)
 }
 
 // Names of the stack's monitored clusters, for Cluster.
@@ -168,6 +231,23 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		return Env{}, fmt.Errorf("create %s: %w", st.dir, err)
 	}
 
+	st.http = &http.Client{Timeout: 2 * time.Second}
+	scheme := "http"
+	if !o.PlainHTTP {
+		var err error
+		if st.tls, err = newStackTLS(filepath.Join(st.dir, "tls"), o.MutualTLS); err != nil {
+			return Env{}, err
+		}
+		pool := x509.NewCertPool()
+		pem, err := os.ReadFile(st.tls.ca.CertFile)
+		if err != nil || !pool.AppendCertsFromPEM(pem) {
+			return Env{}, fmt.Errorf("read the demo CA: %v", err)
+		}
+		st.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+		scheme = "https"
+		step("TLS everywhere: a throwaway CA in %s signs the API's and PostgreSQL's certificates", st.tls.ca.Dir)
+	}
+
 	bins, err := pgcluster.BinariesFromEnv(ctx)
 	if err != nil {
 		return Env{}, fmt.Errorf("find postgresql binaries: %w", err)
@@ -182,10 +262,13 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	if err != nil {
 		return Env{}, err
 	}
+	if err := st.enableTLS(ctx, st.store); err != nil {
+		return Env{}, err
+	}
 	if err := execSQL(ctx, st.store.DSN("postgres"), "CREATE DATABASE pganalytics"); err != nil {
 		return Env{}, err
 	}
-	storeURL := st.store.DSN("pganalytics")
+	storeURL := st.dsn(st.store, pgcluster.Superuser, "pganalytics")
 
 	step("starting the monitored primary and its streaming standby")
 	st.primary, err = pgcluster.Start(ctx, pgcluster.Config{
@@ -194,6 +277,9 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		Settings: map[string]string{"wal_level": "logical", "track_io_timing": "on", "wal_log_hints": "on", "full_page_writes": "on"},
 	})
 	if err != nil {
+		return Env{}, err
+	}
+	if err := st.enableTLS(ctx, st.primary); err != nil { // before the standbys: they inherit it
 		return Env{}, err
 	}
 	monitorPassword := secret(18)
@@ -223,7 +309,7 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	}
 
 	vars := map[string]string{
-		"PGACTL_API_URL":         "http://" + o.APIAddr,
+		"PGACTL_API_URL":         scheme + "://" + o.APIAddr,
 		"PGACTL_USERNAME":        "admin",
 		"PGACTL_PASSWORD":        secret(15),
 		"PGACTL_VIEWER_USERNAME": "viewer",
@@ -234,12 +320,16 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		"COLLECTOR_CONFIG":       filepath.Join(st.dir, "collector.toml"),
 		"BIN_DIR":                o.BinDir,
 		"DEMO_DIR":               st.dir,
-		"PRIMARY_URL":            st.primary.DSN("postgres"),
-		"STANDBY_URL":            st.standby.DSN("postgres"),
+		"PRIMARY_URL":            st.dsn(st.primary, pgcluster.Superuser, "postgres"),
+		"STANDBY_URL":            st.dsn(st.standby, pgcluster.Superuser, "postgres"),
 		"BACKUP_DIR":             filepath.Join(st.dir, "backups"),
 	}
 	if st.cascade != nil {
-		vars["CASCADE_URL"] = st.cascade.DSN("postgres")
+		vars["CASCADE_URL"] = st.dsn(st.cascade, pgcluster.Superuser, "postgres")
+	}
+	vars["PGACTL_CA_FILE"] = "" // none with PlainHTTP: clients use the system roots
+	if st.tls != nil {
+		vars["PGACTL_CA_FILE"] = st.tls.ca.CertFile
 	}
 	apiEnv := []string{
 		"DATABASE_URL=" + storeURL,
@@ -249,6 +339,12 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		"ENVIRONMENT=development",
 		"CORS_ALLOWED_ORIGINS=" + vars["PGACTL_CORS_ORIGIN"],
 		"DRAIN_DELAY=0s", // one server, no load balancer to leave: stop at once
+	}
+	if st.tls != nil {
+		apiEnv = append(apiEnv, "TLS_ENABLED=true", "TLS_CERT_FILE="+st.tls.api.CertFile, "TLS_KEY_FILE="+st.tls.api.KeyFile)
+		if st.tls.collector != nil {
+			apiEnv = append(apiEnv, "TLS_CLIENT_CA_FILE="+st.tls.ca.CertFile, "TLS_REQUIRE_COLLECTOR_CERT=true")
+		}
 	}
 
 	// Alertmanager, when installed (make deps installs it), so that the alerts' whole path runs:
@@ -275,7 +371,7 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		}
 	}
 
-	step("starting the API on http://%s", o.APIAddr)
+	step("starting the API on %s", vars["PGACTL_API_URL"])
 	st.apiURL = vars["PGACTL_API_URL"]
 	api, err := st.spawn(ProcessAPI, apiEnv, filepath.Join(st.dir, "api.log"), apiBin, "serve")
 	if err != nil {
@@ -290,14 +386,11 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	if err := os.WriteFile(passwordFile, []byte(monitorPassword+"\n"), 0o600); err != nil {
 		return Env{}, fmt.Errorf("write monitor password: %w", err)
 	}
-	monitorURL := func(c *pgcluster.Cluster) string {
-		return fmt.Sprintf("postgres://pganalytics@127.0.0.1:%d/postgres?sslmode=disable", c.Port)
-	}
 	instances := map[string]string{}
 	for name, c := range monitored {
-		instances[name] = monitorURL(c)
+		instances[name] = st.dsn(c, "pganalytics", "postgres")
 	}
-	if err := writeCollectorConfig(vars["COLLECTOR_CONFIG"], st.dir, vars["PGACTL_API_URL"], o.Interval, passwordFile, instances); err != nil {
+	if err := writeCollectorConfig(vars["COLLECTOR_CONFIG"], st.dir, vars["PGACTL_API_URL"], st.tls, o.Interval, passwordFile, instances); err != nil {
 		return Env{}, err
 	}
 	collectorEnv := []string{"REGISTRATION_SECRET=" + vars["REGISTRATION_SECRET"]}
@@ -521,7 +614,6 @@ func runOnce(ctx context.Context, env []string, stdin string, bin string, args .
 // waitHealthy polls the API's health endpoint until it answers 200, the process exits or 30 s pass.
 func (st *Stack) waitHealthy(ctx context.Context, p *process) error {
 	deadline := time.Now().Add(30 * time.Second)
-	client := &http.Client{Timeout: 2 * time.Second}
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
@@ -530,7 +622,7 @@ func (st *Stack) waitHealthy(ctx context.Context, p *process) error {
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
-		resp, err := client.Get(st.apiURL + "/api/v1/health")
+		resp, err := st.http.Get(st.apiURL + "/api/v1/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -541,10 +633,17 @@ func (st *Stack) waitHealthy(ctx context.Context, p *process) error {
 	return fmt.Errorf("api did not become healthy within 30s (log: %s)", p.logFile)
 }
 
-func writeCollectorConfig(path, dir, apiURL string, interval time.Duration, passwordFile string, instances map[string]string) error {
+func writeCollectorConfig(path, dir, apiURL string, t *stackTLS, interval time.Duration, passwordFile string, instances map[string]string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Written by pgactl demo.\n[collector]\nname = %q\ninterval = %q\n\n[api]\nurl = %q\ntoken_file = %q\n\n",
+	fmt.Fprintf(&b, "# Written by pgactl demo.\n[collector]\nname = %q\ninterval = %q\n\n[api]\nurl = %q\ntoken_file = %q\n",
 		"demo-collector", interval.String(), apiURL, filepath.Join(dir, "collector.token"))
+	if t != nil {
+		fmt.Fprintf(&b, "ca_file = %q\n", t.ca.CertFile)
+		if t.collector != nil {
+			fmt.Fprintf(&b, "cert_file = %q\nkey_file = %q\n", t.collector.CertFile, t.collector.KeyFile)
+		}
+	}
+	b.WriteString("\n")
 	names := make([]string, 0, len(instances))
 	for n := range instances {
 		names = append(names, n)
