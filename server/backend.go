@@ -12,6 +12,7 @@ import (
 // Store is what the HTTP layer needs from the metrics store (*store.Store implements it).
 type Store interface {
 	Ping(ctx context.Context) error
+	DeleteExpiredRateLimits(ctx context.Context) (int64, error)
 
 	CreateUser(ctx context.Context, username, passwordHash, role string) (api.User, error)
 	UserByUsername(ctx context.Context, username string) (store.UserRecord, error)

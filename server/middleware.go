@@ -231,7 +231,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 			key, scope = p.key(), kind.String()
 		}
 	}
-	d := s.limiter.Allow(key, time.Now())
+	d := s.limiter.Allow(r.Context(), key, time.Now())
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))

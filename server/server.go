@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pganalytics/pganalytics/deploy"
@@ -67,7 +68,7 @@ type Server struct {
 	started    time.Time
 	tokens     *auth.Tokens
 	hasher     *auth.Hasher
-	limiter    *ratelimit.Limiter
+	limiter    ratelimit.Admitter
 	metrics    *metrics
 	stats      *requestStats
 	hub        *topologyHub
@@ -122,6 +123,16 @@ func New(opts Options) (*Server, error) {
 		}
 		name = fmt.Sprintf("%s-%s", host, id[:8])
 	}
+	// The store's buckets are shared by every server on it (the limit holds for the deployment),
+	// with this server's own as the fallback; a store without them leaves each server its own.
+	shared, _ := opts.Store.(ratelimit.Store)
+	limiter := ratelimit.NewShared(shared, ratelimit.New(cfg.RateLimitPerMinute, cfg.Limits.RateLimitBuckets),
+		ratelimit.SharedOptions{Logger: log, StoreTimeout: cfg.Limits.RateLimitStoreTimeout.D()})
+	m := newMetrics()
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pganalytics_api_rate_limit_fallback_total",
+		Help: "Requests whose rate limit this server decided alone because the store's shared buckets did not answer in time.",
+	}, func() float64 { return float64(limiter.Fallbacks()) }))
 	s := &Server{
 		cfg:     cfg,
 		store:   opts.Store,
@@ -133,8 +144,8 @@ func New(opts Options) (*Server, error) {
 			Access: cfg.Auth.AccessTokenTTL.D(), Refresh: cfg.Auth.RefreshTokenTTL.D(), Collector: cfg.Auth.CollectorTokenTTL.D(),
 		}, time.Now),
 		hasher:     hasher,
-		limiter:    ratelimit.New(cfg.RateLimitPerMinute, cfg.Limits.RateLimitBuckets),
-		metrics:    newMetrics(),
+		limiter:    limiter,
+		metrics:    m,
 		stats:      newRequestStats(),
 		proxies:    trustedProxies(cfg.TrustedProxyNets),
 		origins:    make(map[string]bool),
@@ -232,6 +243,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.listenTopology(bg) })
 	wg.Go(func() { s.statsLoop(bg) })
 	wg.Go(func() { s.maintainLoop(bg) })
+	wg.Go(func() { s.expireRateLimitsLoop(bg) })
 	if s.tls != nil {
 		wg.Go(func() { s.tls.watch(bg, s.log) })
 	}
@@ -353,6 +365,20 @@ func (s *Server) maintainLoop(ctx context.Context) {
 		}
 		if !sleepCtx(ctx, time.Hour) {
 			return
+		}
+	}
+}
+
+// rateLimitExpiry is how often expired shared rate-limit buckets are deleted: a bucket is useful
+// for at most a minute, and every new client address adds one.
+const rateLimitExpiry = time.Minute
+
+// expireRateLimitsLoop deletes expired shared buckets; every server does (a cheap, idempotent
+// DELETE), so no leader is needed.
+func (s *Server) expireRateLimitsLoop(ctx context.Context) {
+	for sleepCtx(ctx, rateLimitExpiry) {
+		if _, err := s.store.DeleteExpiredRateLimits(ctx); err != nil && ctx.Err() == nil {
+			s.dbError(ctx, "rate_limits", err)
 		}
 	}
 }

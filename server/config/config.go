@@ -121,6 +121,9 @@ type Limits struct {
 	// DrainDelay is how long a stopping server keeps serving with its readiness check failing, so
 	// load balancers take it out of rotation before it stops accepting connections.
 	DrainDelay Duration `toml:"drain_delay"`
+	// RateLimitStoreTimeout bounds a request's wait for the store's shared rate-limit bucket; past
+	// it, this server decides alone (see docs/api.md, rate limits).
+	RateLimitStoreTimeout Duration `toml:"rate_limit_store_timeout"`
 }
 
 // Duration is a time.Duration written in TOML as a Go duration string ("15m", "168h").
@@ -179,6 +182,7 @@ func Default() Config {
 			RateLimitBuckets:         100_000,
 			ShutdownTimeout:          Duration(30 * time.Second),
 			DrainDelay:               Duration(5 * time.Second),
+			RateLimitStoreTimeout:    Duration(100 * time.Millisecond),
 		},
 	}
 }
@@ -213,6 +217,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 		"JWT_SECRET_KEY":            &c.JWTSecretKey,
 		"REGISTRATION_SECRET":       &c.RegistrationSecret,
 		"LISTEN_ADDR":               &c.ListenAddr,
+		"SERVER_NAME":               &c.ServerName,
 		"ENVIRONMENT":               &c.Environment,
 		"TLS_CERT_FILE":             &c.TLS.CertFile,
 		"TLS_KEY_FILE":              &c.TLS.KeyFile,
@@ -357,6 +362,9 @@ func (c *Config) check() error {
 	}
 	if d := c.Limits.DrainDelay; d < 0 || d.D() > 5*time.Minute {
 		return fmt.Errorf("limits.drain_delay %s: want 0s..5m", d.D())
+	}
+	if d := c.Limits.RateLimitStoreTimeout.D(); d < time.Millisecond || d > 10*time.Second {
+		return fmt.Errorf("limits.rate_limit_store_timeout %s: want 1ms..10s", d)
 	}
 	for _, u := range append(slices.Clone(c.Alerting.AlertmanagerURLs), c.Alerting.ExternalURL, c.Alerting.RunbookBaseURL) {
 		if u == "" {

@@ -1,5 +1,8 @@
-// Package ratelimit keeps one token bucket per key (a principal or a client IP) in a bounded table:
-// buckets idle long enough to be full again are evicted, since a fresh bucket is equivalent.
+// Package ratelimit limits requests per key (a principal or a client IP) with a token bucket.
+// Shared keeps the buckets in a store that every API server uses (the GCRA form of the bucket, one
+// timestamp per key), so that the limit holds for the deployment as a whole; Limiter keeps them in
+// this process, in a bounded table (buckets idle long enough to be full again are evicted, since a
+// fresh bucket is equivalent), and is Shared's fallback while the store is away.
 package ratelimit
 
 import (
