@@ -34,6 +34,23 @@ func (c *Client) Health(ctx context.Context) (api.Health, error) {
 	}
 }
 
+// Ready is GET /health/ready: the readiness probe (never rate limited). A 503 is an answer, not an
+// error: the status says whether the server wants traffic, err only that it could not be asked.
+func (c *Client) Ready(ctx context.Context) (api.Probe, int, error) {
+	resp, err := c.do(ctx, call{method: http.MethodGet, path: "/health/ready", want: []int{http.StatusOK}})
+	var p api.Probe
+	var apiErr *APIError
+	switch {
+	case err == nil:
+		return p, http.StatusOK, decode(resp, "readiness", &p)
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusServiceUnavailable:
+		_ = decode(resp, "readiness", &p)
+		return p, http.StatusServiceUnavailable, nil
+	default:
+		return p, 0, err
+	}
+}
+
 // Login is POST /auth/login.
 func (c *Client) Login(ctx context.Context, username, password string) (api.TokenPair, error) {
 	return c.tokenCall(ctx, "/auth/login", api.LoginRequest{Username: username, Password: password})

@@ -8,3 +8,9 @@ import _ "embed"
 //
 //go:embed alerts.toml
 var AlertRules []byte
+
+// HAProxyConfig is deploy/haproxy/haproxy.cfg: haproxy in front of the API servers, configured
+// from the environment (`pgactl demo --ha` runs it as shipped).
+//
+//go:embed haproxy/haproxy.cfg
+var HAProxyConfig []byte

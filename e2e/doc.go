@@ -4,5 +4,5 @@
 // them. The tests are the package; this file only documents it.
 //
 //	go test ./e2e/           # everything, about a minute on two cores
-//	go test -short ./e2e/    # without the 30-second API outage
+//	go test -short ./e2e/    # without the 30-second API outage and the rolling deploy
 package e2e

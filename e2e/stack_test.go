@@ -163,6 +163,34 @@ func (s *stack) cycles(ctx context.Context) ([]cycle, error) {
 	return out, rows.Err()
 }
 
+// assertNoCycleLost proves from the store that every cycle the collector ran reached it: each batch
+// carries pganalytics_collector_collections_total (instances × cycles since the collector started),
+// so sorted by collection time the k-th cycle must report k × instances; a batch missing anywhere
+// breaks the sequence.
+func (s *stack) assertNoCycleLost(t *testing.T, ctx context.Context) {
+	t.Helper()
+	cycles, err := s.cycles(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var instances int
+	if err := s.store.QueryRow(ctx, `
+		SELECT count(DISTINCT labels->>'instance')
+		FROM metrics
+		WHERE collector_id = $1 AND name = 'pganalytics_collector_instance_collect_seconds'`, s.collectorID).Scan(&instances); err != nil {
+		t.Fatal(err)
+	}
+	if instances != 2 {
+		t.Fatalf("the collector reported %d instances, want 2 (the demo's primary and standby)", instances)
+	}
+	for i, c := range cycles {
+		if want := float64((i + 1) * instances); c.collections != want {
+			t.Fatalf("cycle %d of %d (collected %s) reports %v instance collections, want %v: a batch before it never reached the store",
+				i+1, len(cycles), c.at.Format(time.RFC3339Nano), c.collections, want)
+		}
+	}
+}
+
 // waitCycles waits until the store holds at least n cycles of the collector.
 func (s *stack) waitCycles(n int) []cycle {
 	s.t.Helper()
@@ -228,8 +256,11 @@ func freeAddr(t *testing.T) string {
 // dumpLogs prints the tail of the API's and the collector's logs in dir.
 func dumpLogs(t *testing.T, dir string) {
 	t.Helper()
-	for _, name := range []string{"api.log", "collector.log"} {
-		path := filepath.Join(dir, name)
+	logs, err := filepath.Glob(filepath.Join(dir, "*.log")) // api.log or api-1.log and api-2.log, haproxy.log, …
+	if err != nil || len(logs) == 0 {
+		t.Logf("no logs in %s (%v)", dir, err)
+	}
+	for _, path := range logs {
 		lines, err := tail(path, logTail)
 		if err != nil {
 			t.Logf("%s: %v", path, err)

@@ -42,9 +42,13 @@ func (e *Engine) script(s *Step) string {
 // runCommand runs a command step with bash in its own process group, so that a timeout or a
 // cancellation stops everything it started, not just bash. The environment's variables are exported
 // to it; secrets reach the processes but never the command line or the log.
-func (e *Engine) runCommand(ctx context.Context, runID string, s *Step, out *lineWriter) (int, error) {
+func (e *Engine) runCommand(ctx context.Context, runID string, s *Step, extra map[string]string, out *lineWriter) (int, error) {
 	cmd := exec.CommandContext(ctx, "bash", "-c", e.script(s))
-	cmd.Env = e.env.shellEnv(map[string]string{VarRunID: runID, VarRunDir: e.store.RunDir(runID)})
+	env := map[string]string{VarRunID: runID, VarRunDir: e.store.RunDir(runID)}
+	for k, v := range extra {
+		env[k] = v
+	}
+	cmd.Env = e.env.shellEnv(env)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }

@@ -396,8 +396,10 @@ func (e *Engine) emit(ev Event) {
 func (e *Engine) exec(ctx context.Context, r *run, s *Step, out *lineWriter) (exitCode *int, err error) {
 	switch s.Kind {
 	case KindCommand:
-		code, err := e.runCommand(ctx, r.state.ID, s, out)
+		code, err := e.runCommand(ctx, r.state.ID, s, nil, out)
 		return &code, err
+	case KindRolling:
+		return nil, e.runRolling(ctx, r.state.ID, s, out)
 	case KindSQL:
 		return nil, e.runSQL(ctx, s, out)
 	case KindCheck:
@@ -412,6 +414,8 @@ func auditCommand(s *Step) string {
 	switch s.Kind {
 	case KindCommand:
 		return s.Run
+	case KindRolling:
+		return "for each of " + s.Servers + ":\n" + s.Run
 	case KindSQL:
 		cmd := "-- database " + s.databaseRef() + "\n" + s.SQL
 		if len(s.Params) > 0 {

@@ -53,6 +53,10 @@ func FuzzParse(f *testing.F) {
 					if s.Check == "" {
 						t.Fatal("check step without check accepted")
 					}
+				case KindRolling:
+					if s.Run == "" || s.Servers == "" {
+						t.Fatal("rolling step without run or servers accepted")
+					}
 				case KindManual:
 					if s.Destructive {
 						t.Fatal("destructive manual step accepted")

@@ -40,8 +40,12 @@ type Step struct {
 	Retries     int      `toml:"retries" json:"retries,omitempty"`
 	RetryDelay  Duration `toml:"retry_delay" json:"retry_delay,omitzero"`
 
-	// command
+	// command (and rolling: run once per server)
 	Run string `toml:"run" json:"run,omitempty"`
+
+	// rolling, and the api-servers check: NAME=URL entries, comma or space separated (ParseServers)
+	Servers string   `toml:"servers" json:"servers,omitempty"`
+	Settle  Duration `toml:"settle" json:"settle,omitzero"` // rolling: wait after a server is ready (default 5s)
 
 	// sql (Database also for the postgres and pg-monitor checks)
 	SQL      string   `toml:"sql" json:"sql,omitempty"`
@@ -71,9 +75,10 @@ const (
 	KindCheck   Kind = "check"   // a built-in check (see Check)
 	KindCommand Kind = "command" // a bash script with a timeout
 	KindSQL     Kind = "sql"     // SQL against a database URL, optionally with an expectation
+	KindRolling Kind = "rolling" // a command per server, one server at a time, each back ready before the next
 )
 
-var kinds = []Kind{KindManual, KindCheck, KindCommand, KindSQL}
+var kinds = []Kind{KindManual, KindCheck, KindCommand, KindSQL, KindRolling}
 
 // Check names a built-in check.
 type Check string
@@ -90,10 +95,11 @@ const (
 	CheckSmoke           Check = "smoke"            // the whole smoke suite
 	CheckAlertsEvaluated Check = "alerts-evaluated" // login, then GET {url}/api/v1/alerts was evaluated within a minute
 	CheckAlertDelivery   Check = "alert-delivery"   // login, then a synthetic alert reaches every Alertmanager
+	CheckAPIServers      Check = "api-servers"      // every server of servers is ready and healthy (and url, the load balancer)
 )
 
 var checks = []Check{CheckHTTPHealth, CheckSecurityHeaders, CheckTLSExpiry, CheckPostgres, CheckPgMonitor,
-	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery}
+	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers}
 
 // Duration is a time.Duration written as a Go duration string ("30s", "5m", "1h30m").
 type Duration time.Duration
@@ -175,6 +181,7 @@ func (c Comparison) Holds(v float64) bool {
 // Default timeouts per kind, used when a step sets none. Manual steps wait for a person, unbounded.
 const (
 	DefaultCommandTimeout = 10 * time.Minute
+	DefaultRollingTimeout = 30 * time.Minute // all the servers together
 	DefaultSQLTimeout     = 5 * time.Minute
 	DefaultCheckTimeout   = time.Minute
 	DefaultRetryDelay     = 10 * time.Second
@@ -191,6 +198,8 @@ func (s *Step) EffectiveTimeout() time.Duration {
 	switch s.Kind {
 	case KindCommand:
 		return DefaultCommandTimeout
+	case KindRolling:
+		return DefaultRollingTimeout
 	case KindSQL:
 		return DefaultSQLTimeout
 	case KindCheck:

@@ -120,6 +120,7 @@ func stepFields(s *Step) map[string]bool {
 		"check": s.Check != "", "url": s.URL != "", "headers": len(s.Headers) > 0, "min_days": s.MinDays != 0,
 		"role": s.Role != "", "secret": s.Secret != "", "name": s.Name != "", "hostname": s.Hostname != "",
 		"username": s.Username != "", "password": s.Password != "",
+		"servers": s.Servers != "", "settle": s.Settle != 0,
 	}
 }
 
@@ -132,9 +133,11 @@ var (
 		KindCommand: {"run", "destructive"},
 		KindSQL:     {"sql", "params", "database", "expect", "destructive"},
 		KindCheck:   {"check"},
+		KindRolling: {"run", "servers", "settle", "destructive"},
 	}
-	kindRequired = map[Kind][]string{KindCommand: {"run"}, KindSQL: {"sql"}, KindCheck: {"check"}}
-	checkFields  = map[Check][]string{
+	kindRequired = map[Kind][]string{KindCommand: {"run"}, KindSQL: {"sql"}, KindCheck: {"check"},
+		KindRolling: {"run", "servers"}}
+	checkFields = map[Check][]string{
 		CheckHTTPHealth:      {"url"},
 		CheckSecurityHeaders: {"url", "headers"},
 		CheckTLSExpiry:       {"url", "min_days"},
@@ -145,11 +148,13 @@ var (
 		CheckSmoke:           nil,
 		CheckAlertsEvaluated: {"url", "username", "password"},
 		CheckAlertDelivery:   {"url", "username", "password"},
+		CheckAPIServers:      {"servers", "url"},
 	}
 	checkRequired = map[Check][]string{
 		CheckHTTPHealth: {"url"}, CheckSecurityHeaders: {"url"}, CheckTLSExpiry: {"url"},
 		CheckRegistration: {"url", "secret", "name", "hostname"}, CheckAPIMetrics: {"url", "username", "password"},
 		CheckAlertsEvaluated: {"url", "username", "password"}, CheckAlertDelivery: {"url", "username", "password"},
+		CheckAPIServers: {"servers"},
 	}
 )
 
@@ -236,7 +241,7 @@ func validateStep(s *Step) []fieldError {
 		}
 	}
 	for key, v := range map[string]string{"url": s.URL, "database": s.Database, "role": s.Role, "name": s.Name,
-		"hostname": s.Hostname, "username": s.Username} {
+		"hostname": s.Hostname, "username": s.Username, "servers": s.Servers} {
 		if err := checkStepRefs(v); err != nil {
 			add("."+key, "%s: %v", key, err)
 		}

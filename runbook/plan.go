@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // PlanStep is what a dry run says about one step: what it would do, with variables resolved and
@@ -88,6 +89,25 @@ func (e *Engine) planStep(ctx context.Context, phase string, s *Step) PlanStep {
 		}
 	case KindCheck:
 		e.planCheck(s, resolve, would, &errs)
+	case KindRolling:
+		settle := defaultSettle
+		if s.Settle != 0 {
+			settle = time.Duration(s.Settle)
+		}
+		servers := e.planServers(s, &errs)
+		for i, srv := range servers {
+			would("%s (SERVER_NAME=%s SERVER_URL=%s): bash (set -euo pipefail; timeout %s):", srv.Name, srv.Name, srv.URL, s.EffectiveTimeout())
+			for _, l := range strings.Split(strings.TrimRight(s.Run, "\n"), "\n") {
+				would("  %s", l)
+			}
+			would("  then wait for %s/api/v1/health/ready as a restarted process", srv.URL)
+			if i < len(servers)-1 {
+				would("  then wait %s for the load balancer", settle)
+			}
+		}
+		if err := e.checkScriptSyntax(ctx, s); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	ps.Err = errors.Join(errs...)
 	return ps
@@ -147,12 +167,28 @@ func (e *Engine) planCheck(s *Step, resolve func(field, v string) string, would 
 		resolve("password", s.Password)
 		would("POST %s/api/v1/auth/login as %s, then POST %s/api/v1/alerts/test: expect every Alertmanager to hold the test alert",
 			base, e.env.Redact(resolve("username", s.Username)), base)
+	case CheckAPIServers:
+		for _, srv := range e.planServers(s, errs) {
+			would("GET %s/api/v1/health/ready and /health (%s): expect ready and healthy", srv.URL, srv.Name)
+		}
+		if base != "" {
+			would("GET %s/api/v1/health (the load balancer): expect 200 and {\"status\":\"healthy\",...}", base)
+		}
 	case CheckSmoke:
 		would("run the smoke suite")
 		if e.opts.Smoke == nil {
 			*errs = append(*errs, errSmokeNotWired)
 		}
 	}
+}
+
+// planServers resolves a step's servers for a dry run, noting what is wrong instead of failing.
+func (e *Engine) planServers(s *Step, errs *[]error) []Server {
+	servers, err := e.servers(s)
+	if err != nil {
+		*errs = append(*errs, err)
+	}
+	return servers
 }
 
 func (e *Engine) planLoopbackDSN(dsn string, errs *[]error) {

@@ -2,7 +2,7 @@
 # Installs what `make test` and `make demo` need on a fresh Debian machine, saying what it does.
 # Needs: PostgreSQL server binaries (initdb, pg_ctl, postgres), psql/pg_dump, tmux (console e2e test),
 # promtool (alert rule tests), Alertmanager and amtool (alert delivery tests), Patroni and etcd
-# (the Patroni switchover test).
+# (the Patroni switchover test), haproxy (the two-API-server topology).
 set -euo pipefail
 
 need=()
@@ -18,6 +18,8 @@ id postgres >/dev/null 2>&1 || need+=(postgresql)
 # patroni and etcd: the Patroni switchover test (e2e) runs a three-member cluster on a real etcd
 command -v patroni >/dev/null 2>&1 || need+=(patroni python3-etcd)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+# haproxy: the two-server topology (pgactl demo --ha) and the drain and rolling-deploy tests
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 
 if ((${#need[@]} == 0)); then
   exit 0
@@ -42,4 +44,8 @@ if command -v systemctl >/dev/null 2>&1; then
   systemctl disable --now etcd >/dev/null 2>&1 || true
 fi
 pkill -x etcd -u etcd 2>/dev/null || true
+# haproxy's package starts a system haproxy on port 80 with its default config; ours run on free ports.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl disable --now haproxy >/dev/null 2>&1 || true
+fi
 echo "ensure-deps: done"

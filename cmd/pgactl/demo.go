@@ -28,7 +28,8 @@ func newDemoCmd() *cobra.Command {
 		Short: "Run the whole stack locally on throwaway clusters (store, API, primary, standby, cascading standby, collector)",
 		Long: `demo starts, on this machine only:
   - a throwaway metrics-store PostgreSQL cluster, migrated, with an admin and a viewer user;
-  - the API (pganalytics-api) on loopback;
+  - the API (pganalytics-api) on loopback, on HTTPS from a throwaway CA (--plain-http: none), or
+    with --ha two API servers behind haproxy;
   - a monitored primary with a streaming standby, a standby of that standby (cascading
     replication) and a small write workload;
   - a registered collector (pganalytics) pushing every few seconds;
@@ -73,6 +74,7 @@ Ctrl-C (or quitting the console) stops everything and removes the clusters.`,
 	f.BoolVar(&noConsole, "no-console", false, "do not open the console; run until Ctrl-C")
 	f.BoolVar(&noWorkload, "no-workload", false, "do not write to the demo primary")
 	f.BoolVar(&opts.PlainHTTP, "plain-http", false, "no TLS: plain HTTP to the API and sslmode=disable to PostgreSQL")
+	f.BoolVar(&opts.HA, "ha", false, "two API servers behind haproxy (deploy/haproxy/haproxy.cfg) on --addr: watch a rolling deploy or a server dying")
 	f.BoolVar(&opts.MutualTLS, "mtls", false, "mutual TLS: the collector presents a client certificate, the API requires one from collectors")
 	return cmd
 }
@@ -100,12 +102,20 @@ In another terminal:
   %s runbook run staging --env demo   # the deployment plan's staging phase, end to end
   psql "$PGACTL_DATABASE_URL" -c "SELECT collector_id, COUNT(*) FROM metrics GROUP BY 1"
 
-`, v["PGACTL_API_URL"], filepath.Join(v["DEMO_DIR"], "api.log"),
+`, v["PGACTL_API_URL"], apiLogs(v),
 		v["PGACTL_USERNAME"], v["PGACTL_PASSWORD"], v["PGACTL_VIEWER_USERNAME"], v["PGACTL_VIEWER_PASSWORD"],
 		v["PGACTL_DATABASE_URL"], v["PRIMARY_URL"], v["STANDBY_URL"], v["CASCADE_URL"], interval,
 		filepath.Join(v["DEMO_DIR"], "collector.log"), tlsSummary(v), env.File, env.File,
 		filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"),
 		filepath.Join(v["BIN_DIR"], "pgactl"))
+	if stats := v["HAPROXY_STATS_URL"]; stats != "" {
+		fmt.Fprintf(w, `Two API servers behind haproxy: %s
+  haproxy statistics: %s
+  %s runbook run production/deploy-api --env demo   # rolling upgrade, one server at a time
+  kill -9 $(cat %s)            # a server dies; haproxy takes it out, pgactl demo restarts it
+
+`, v["PGACTL_API_SERVERS"], stats, filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["DEMO_DIR"], "api-1.pid"))
+	}
 	if am := v["ALERTMANAGER_URL"]; am != "" {
 		fmt.Fprintf(w, "Alertmanager %s receives the API's alerts (its web UI shows them):\n  %s alerts test   # a synthetic alert through the API to it\n\n",
 			am, filepath.Join(v["BIN_DIR"], "pgactl"))
@@ -123,4 +133,12 @@ func tlsSummary(v map[string]string) string {
 		return "off (--plain-http)"
 	}
 	return "API on HTTPS, PostgreSQL sslmode=verify-full; throwaway CA " + v["PGACTL_CA_FILE"]
+}
+
+// apiLogs names the API's log files: one server's, or with --ha the servers' and haproxy's.
+func apiLogs(v map[string]string) string {
+	if v["HAPROXY_STATS_URL"] == "" {
+		return filepath.Join(v["DEMO_DIR"], "api.log")
+	}
+	return filepath.Join(v["DEMO_DIR"], "{api-1,api-2,haproxy}.log")
 }

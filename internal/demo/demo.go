@@ -19,9 +19,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,8 +46,11 @@ type Options struct {
 	// MutualTLS gives the collector a client certificate and makes the API require one from
 	// collectors (ignored with PlainHTTP).
 	MutualTLS bool
-	Out      io.Writer     // progress lines for the person running the demo
-	Logger   *slog.Logger
+	// HA runs two API servers (ProcessAPI1, ProcessAPI2) behind haproxy, which listens on APIAddr
+	// with the shipped deploy/haproxy/haproxy.cfg (needs TLS).
+	HA     bool
+	Out    io.Writer // progress lines for the person running the demo
+	Logger *slog.Logger
 }
 
 // Env is what a running demo offers: the values written to demo.env.
@@ -66,7 +70,6 @@ type Stack struct {
 	cascade *pgcluster.Cluster // nil without Options.Cascade
 	procs   []*process
 	dir     string
-	apiURL  string
 	tls     *stackTLS // nil with Options.PlainHTTP
 	http    *http.Client
 }
@@ -146,32 +149,13 @@ func (st *Stack) Cluster(name string) *pgcluster.Cluster {
 
 // Names of the stack's processes, for Kill, Restart and PID.
 const (
-	ProcessAPI          = "api"
+	ProcessAPI          = "api" // the API server, without Options.HA
+	ProcessAPI1         = "api-1"
+	ProcessAPI2         = "api-2"
+	ProcessHAProxy      = "haproxy"
 	ProcessCollector    = "collector"
 	ProcessAlertmanager = "alertmanager"
 )
-
-// process is a supervised program and the command line to start it again.
-type process struct {
-	name    string
-	env     []string
-	logFile string
-	bin     string
-	args    []string
-
-	cmd  *exec.Cmd
-	done chan struct{} // closed once cmd has exited; err is set then
-	err  error
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
 
 // Run starts the stack, calls use with its Env (the console, or a wait for Ctrl-C), then stops
 // everything and removes the clusters, whatever use returns.
@@ -216,6 +200,9 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	step := func(format string, args ...any) { fmt.Fprintf(o.Out, "demo: "+format+"\n", args...) }
 	if err := checkLoopback(o.APIAddr); err != nil {
 		return Env{}, err
+	}
+	if o.HA && o.PlainHTTP {
+		return Env{}, errors.New("the HA topology runs haproxy with TLS: drop --plain-http")
 	}
 	apiBin, collectorBin := filepath.Join(o.BinDir, "pganalytics-api"), filepath.Join(o.BinDir, "pganalytics")
 	for _, b := range []string{apiBin, collectorBin} {
@@ -356,29 +343,29 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		vars["ALERTMANAGER_URL"] = amURL
 		apiEnv = append(apiEnv, "ALERTMANAGER_URLS="+amURL, "ALERT_EVALUATION_INTERVAL=5s")
 	}
-	apiEnv = append(apiEnv, o.APIEnv...) // the caller's last: they win
-
 	step("migrating the metrics store")
-	if out, err := runOnce(ctx, apiEnv, "", apiBin, "migrate"); err != nil {
+	if out, err := runOnce(ctx, append(slices.Clone(apiEnv), o.APIEnv...), "", apiBin, "migrate"); err != nil {
 		return Env{}, fmt.Errorf("migrate: %w: %s", err, out)
 	}
 	for _, u := range []struct{ name, role, pw string }{
 		{"admin", "admin", vars["PGACTL_PASSWORD"]},
 		{"viewer", "viewer", vars["PGACTL_VIEWER_PASSWORD"]},
 	} {
-		if out, err := runOnce(ctx, apiEnv, u.pw+"\n", apiBin, "user", "add", u.name, "--role", u.role); err != nil {
+		if out, err := runOnce(ctx, append(slices.Clone(apiEnv), o.APIEnv...), u.pw+"\n", apiBin, "user", "add", u.name, "--role", u.role); err != nil {
 			return Env{}, fmt.Errorf("create user %s: %w: %s", u.name, err, out)
 		}
 	}
 
-	step("starting the API on %s", vars["PGACTL_API_URL"])
-	st.apiURL = vars["PGACTL_API_URL"]
-	api, err := st.spawn(ProcessAPI, apiEnv, filepath.Join(st.dir, "api.log"), apiBin, "serve")
-	if err != nil {
+	if vars["PGACTL_API_SERVERS"], err = st.startAPIServers(ctx, o, scheme, apiBin, apiEnv, step); err != nil {
 		return Env{}, err
 	}
-	if err := st.waitHealthy(ctx, api); err != nil {
-		return Env{}, err
+	if o.HA {
+		stats, err := st.startHAProxy(ctx, o)
+		if err != nil {
+			return Env{}, err
+		}
+		vars["HAPROXY_STATS_URL"] = stats
+		step("haproxy on %s in front of both (deploy/haproxy/haproxy.cfg; statistics on %s)", vars["PGACTL_API_URL"], stats)
 	}
 
 	step("registering and starting the collector (every %s)", o.Interval)
@@ -448,8 +435,8 @@ func (st *Stack) startAlertmanager(ctx context.Context, apiAddr string) (string,
 	client := &http.Client{Timeout: 2 * time.Second}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		select {
-		case <-p.done:
-			return "", fmt.Errorf("alertmanager exited: %v (log: %s)", p.err, p.logFile)
+		case <-p.exitedCh():
+			return "", fmt.Errorf("alertmanager exited: %v (log: %s)", p.lastErr(), p.logFile)
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-time.After(200 * time.Millisecond):
@@ -476,111 +463,28 @@ func checkLoopback(addr string) error {
 	return nil
 }
 
-func (st *Stack) spawn(name string, env []string, logFile string, bin string, args ...string) (*process, error) {
-	p := &process{name: name, env: env, logFile: logFile, bin: bin, args: args}
-	if err := p.start(); err != nil {
-		return nil, err
-	}
-	st.procs = append(st.procs, p)
-	return p, nil
-}
-
-// start runs the process's command line, its output appended to its log file.
-func (p *process) start() error {
-	log, err := os.OpenFile(p.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("open %s log: %w", p.name, err)
-	}
-	cmd := exec.Command(p.bin, p.args...)
-	cmd.Env = append(os.Environ(), p.env...)
-	cmd.Stdout, cmd.Stderr = log, log
-	// Children die with the demo even if it is killed, and stay out of the terminal's Ctrl-C.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		log.Close()
-		return fmt.Errorf("start %s: %w", p.name, err)
-	}
-	p.cmd, p.done, p.err = cmd, make(chan struct{}), nil
-	done := p.done
-	go func() { p.err = cmd.Wait(); log.Close(); close(done) }()
-	return nil
-}
-
-func (st *Stack) process(name string) (*process, error) {
-	for _, p := range st.procs {
-		if p.name == name {
-			return p, nil
-		}
-	}
-	return nil, fmt.Errorf("no process %q in the demo stack", name)
-}
-
-// PID is the process id of the named process (ProcessAPI, ProcessCollector), 0 when it has exited.
-func (st *Stack) PID(name string) int {
-	p, err := st.process(name)
-	if err != nil || p.exited() {
-		return 0
-	}
-	return p.cmd.Process.Pid
-}
-
-// Kill sends sig to the named process and waits until it has exited: a way to take the API or the
-// collector away mid-run (outage and crash tests). Restart brings it back.
-func (st *Stack) Kill(ctx context.Context, name string, sig syscall.Signal) error {
-	p, err := st.process(name)
-	if err != nil {
-		return err
-	}
-	if p.exited() {
-		return fmt.Errorf("%s is not running", name)
-	}
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		return fmt.Errorf("signal %s: %w", name, err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("wait for %s to exit after %v: %w", name, sig, ctx.Err())
-	}
-}
-
-// Restart starts the named process again, after Kill or after it exited by itself, with its
-// original command line and log file; the API is waited for until it is healthy.
-func (st *Stack) Restart(ctx context.Context, name string) error {
-	p, err := st.process(name)
-	if err != nil {
-		return err
-	}
-	if !p.exited() {
-		return fmt.Errorf("%s is still running", name)
-	}
-	if err := p.start(); err != nil {
-		return err
-	}
-	if name == ProcessAPI {
-		return st.waitHealthy(ctx, p)
-	}
-	return nil
-}
-
 // stop ends processes in reverse start order (collector first, so it flushes to a live API), then the
 // clusters, then removes their directory.
 func (st *Stack) stop(ctx context.Context) error {
 	var errs []error
-	for i := len(st.procs) - 1; i >= 0; i-- {
-		p := st.procs[i]
-		if p.exited() {
-			continue
+	for _, p := range st.procs {
+		p.retire() // no more restarts: the stack is going
+	}
+	// In reverse start order; the API servers, started one after another, drain together.
+	for i := len(st.procs) - 1; i >= 0; {
+		j := i
+		for j > 0 && st.procs[i].keepUp && st.procs[j-1].keepUp {
+			j--
 		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(12 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-			errs = append(errs, fmt.Errorf("%s did not stop within 12s; killed", p.name))
+		group := st.procs[j : i+1]
+		groupErrs := make([]error, len(group))
+		var wg sync.WaitGroup
+		for k, p := range group {
+			wg.Go(func() { groupErrs[k] = p.terminate(12 * time.Second) })
 		}
+		wg.Wait()
+		errs = append(errs, groupErrs...)
+		i = j - 1
 	}
 	for _, c := range []*pgcluster.Cluster{st.cascade, st.standby, st.primary, st.store} {
 		if c != nil {
@@ -594,8 +498,9 @@ func (st *Stack) stop(ctx context.Context) error {
 	}
 	// The credentials die with the stack; the logs stay for a look afterwards.
 	if st.dir != "" {
-		for _, f := range []string{"demo.env", "monitor.password", "collector.token"} {
-			if err := os.Remove(filepath.Join(st.dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		for _, f := range []string{"demo.env", "monitor.password", "collector.token", "tls",
+			ProcessAPI + ".pid", ProcessAPI1 + ".pid", ProcessAPI2 + ".pid"} {
+			if err := os.RemoveAll(filepath.Join(st.dir, f)); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -611,18 +516,18 @@ func runOnce(ctx context.Context, env []string, stdin string, bin string, args .
 	return strings.TrimSpace(string(out)), err
 }
 
-// waitHealthy polls the API's health endpoint until it answers 200, the process exits or 30 s pass.
+// waitHealthy polls the process's health URL until it answers 200, the process exits or 30 s pass.
 func (st *Stack) waitHealthy(ctx context.Context, p *process) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
-		case <-p.done:
-			return fmt.Errorf("api exited: %v (log: %s)", p.err, p.logFile)
+		case <-p.exitedCh():
+			return fmt.Errorf("%s exited: %v (log: %s)", p.name, p.lastErr(), p.logFile)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(200 * time.Millisecond):
 		}
-		resp, err := st.http.Get(st.apiURL + "/api/v1/health")
+		resp, err := st.http.Get(p.healthURL)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -630,7 +535,7 @@ func (st *Stack) waitHealthy(ctx context.Context, p *process) error {
 			}
 		}
 	}
-	return fmt.Errorf("api did not become healthy within 30s (log: %s)", p.logFile)
+	return fmt.Errorf("%s did not become healthy within 30s (log: %s)", p.name, p.logFile)
 }
 
 func writeCollectorConfig(path, dir, apiURL string, t *stackTLS, interval time.Duration, passwordFile string, instances map[string]string) error {
