@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -222,4 +224,60 @@ func followStream(ctx context.Context, c *client.Client) *streamFollower {
 		}
 	}()
 	return f
+}
+
+// TestLoginLimitHoldsThroughLoadBalancer sends logins from one client through haproxy to two API
+// servers as fast as they answer: the deployment admits what the limit allows one client (the
+// burst plus the refill meanwhile), not what two per-server buckets would.
+func TestLoginLimitHoldsThroughLoadBalancer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the HA stack")
+	}
+	t.Parallel()
+	const (
+		perMinute = 100 // the default RATE_LIMIT_PER_MINUTE
+		attempts  = 300
+		workers   = 4
+	)
+	s := startStackWith(t, 5*time.Second, func(o *demo.Options) { o.HA = true })
+	c, err := client.New(client.Options{BaseURL: s.env.Vars["PGACTL_API_URL"], CAFile: s.env.Vars["PGACTL_CA_FILE"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var admitted, limited atomic.Int64
+	var others sync.Map
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	began := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for range jobs {
+				_, err := c.Login(t.Context(), s.env.Vars["PGACTL_USERNAME"], s.env.Vars["PGACTL_PASSWORD"])
+				var apiErr *client.APIError
+				switch {
+				case err == nil:
+					admitted.Add(1)
+				case errors.As(err, &apiErr) && apiErr.Status == http.StatusTooManyRequests:
+					limited.Add(1)
+				default:
+					others.Store(err.Error(), true)
+				}
+			}
+		})
+	}
+	for i := range attempts {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	elapsed := time.Since(began)
+	others.Range(func(k, _ any) bool { t.Errorf("a login neither admitted nor rate limited: %v", k); return true })
+
+	budget := perMinute + elapsed.Seconds()*perMinute/60 // one bucket: the burst, plus the refill meanwhile
+	got := admitted.Load()
+	t.Logf("%d of %d logins admitted in %s through haproxy to 2 API servers (%d refused with 429); the limit allows one client %.0f, per-server buckets would allow %.0f",
+		got, attempts, elapsed.Round(100*time.Millisecond), limited.Load(), budget, 2*budget)
+	if float64(got) > 1.1*budget || got < perMinute {
+		t.Errorf("%d logins admitted, want within 10 %% of %.0f", got, budget)
+	}
 }

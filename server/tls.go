@@ -87,7 +87,10 @@ func (t *TLS) fileStamp() (string, error) {
 		}
 		fi, err := os.Stat(f)
 		if err != nil {
-			return "", fmt.Errorf("load TLS files: %w", err)
+			if f == t.files.ClientCAFile {
+				return "", fmt.Errorf("load TLS client CA: %w", err)
+			}
+			return "", fmt.Errorf("load TLS certificate %s and key %s: %w", t.files.CertFile, t.files.KeyFile, err)
 		}
 		stamp += fmt.Sprintf("%s:%d:%d;", f, fi.Size(), fi.ModTime().UnixNano())
 	}
