@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -265,7 +266,10 @@ func TestLoginLimitHoldsThroughLoadBalancer(t *testing.T) {
 			}
 		})
 	}
-	for i := range attempts {
+	// PGA_E2E_LOGIN_WINDOW=1m keeps logging in for that long instead of 300 attempts: the
+	// issue's "logins admitted per minute" (a full bucket, then its refill).
+	window, _ := time.ParseDuration(os.Getenv("PGA_E2E_LOGIN_WINDOW"))
+	for i := 0; window > 0 && time.Since(began) < window || window <= 0 && i < attempts; i++ {
 		jobs <- i
 	}
 	close(jobs)
@@ -276,8 +280,9 @@ func TestLoginLimitHoldsThroughLoadBalancer(t *testing.T) {
 	budget := perMinute + elapsed.Seconds()*perMinute/60 // one bucket: the burst, plus the refill meanwhile
 	got := admitted.Load()
 	t.Logf("%d of %d logins admitted in %s through haproxy to 2 API servers (%d refused with 429); the limit allows one client %.0f, per-server buckets would allow %.0f",
-		got, attempts, elapsed.Round(100*time.Millisecond), limited.Load(), budget, 2*budget)
-	if float64(got) > 1.1*budget || got < perMinute {
+		got, got+limited.Load(), elapsed.Round(100*time.Millisecond), limited.Load(), budget, 2*budget)
+	// The stack's own start-up health checks came from the same address, so a few tokens are gone.
+	if float64(got) > 1.1*budget || float64(got) < 0.9*perMinute {
 		t.Errorf("%d logins admitted, want within 10 %% of %.0f", got, budget)
 	}
 }
