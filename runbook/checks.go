@@ -49,6 +49,8 @@ func (e *Engine) runCheck(ctx context.Context, s *Step, out *lineWriter) error {
 		return e.checkAlertDelivery(ctx, s, out)
 	case CheckAPIServers:
 		return e.checkAPIServers(ctx, s, out)
+	case CheckPerformance:
+		return e.checkPerformance(ctx, s, out)
 	case CheckSmoke:
 		if e.opts.Smoke == nil {
 			return errSmokeNotWired

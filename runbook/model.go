@@ -47,6 +47,10 @@ type Step struct {
 	Servers string   `toml:"servers" json:"servers,omitempty"`
 	Settle  Duration `toml:"settle" json:"settle,omitzero"` // rolling: wait after a server is ready (default 5s)
 
+	// performance: how long to watch (default 30s), and the /metrics bearer token (a ${NAME})
+	Window Duration `toml:"window" json:"window,omitzero"`
+	Token  string   `toml:"token" json:"token,omitempty"`
+
 	// sql (Database also for the postgres and pg-monitor checks)
 	SQL      string   `toml:"sql" json:"sql,omitempty"`
 	Params   []string `toml:"params" json:"params,omitempty"`
@@ -96,10 +100,11 @@ const (
 	CheckAlertsEvaluated Check = "alerts-evaluated" // login, then GET {url}/api/v1/alerts was evaluated within a minute
 	CheckAlertDelivery   Check = "alert-delivery"   // login, then a synthetic alert reaches every Alertmanager
 	CheckAPIServers      Check = "api-servers"      // every server of servers is ready and healthy (and url, the load balancer)
+	CheckPerformance     Check = "performance"      // the plan's Step 8 targets measured over window
 )
 
 var checks = []Check{CheckHTTPHealth, CheckSecurityHeaders, CheckTLSExpiry, CheckPostgres, CheckPgMonitor,
-	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers}
+	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers, CheckPerformance}
 
 // Duration is a time.Duration written as a Go duration string ("30s", "5m", "1h30m").
 type Duration time.Duration
@@ -203,8 +208,14 @@ func (s *Step) EffectiveTimeout() time.Duration {
 	case KindSQL:
 		return DefaultSQLTimeout
 	case KindCheck:
-		if s.Check == CheckSmoke {
+		switch s.Check {
+		case CheckSmoke:
 			return DefaultCommandTimeout
+		case CheckPerformance: // the window, then the scrapes and queries
+			if s.Window != 0 {
+				return time.Duration(s.Window) + DefaultCheckTimeout
+			}
+			return DefaultPerfWindow + DefaultCheckTimeout
 		}
 		return DefaultCheckTimeout
 	}

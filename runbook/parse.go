@@ -120,7 +120,7 @@ func stepFields(s *Step) map[string]bool {
 		"check": s.Check != "", "url": s.URL != "", "headers": len(s.Headers) > 0, "min_days": s.MinDays != 0,
 		"role": s.Role != "", "secret": s.Secret != "", "name": s.Name != "", "hostname": s.Hostname != "",
 		"username": s.Username != "", "password": s.Password != "",
-		"servers": s.Servers != "", "settle": s.Settle != 0,
+		"servers": s.Servers != "", "settle": s.Settle != 0, "window": s.Window != 0, "token": s.Token != "",
 	}
 }
 
@@ -149,12 +149,13 @@ var (
 		CheckAlertsEvaluated: {"url", "username", "password"},
 		CheckAlertDelivery:   {"url", "username", "password"},
 		CheckAPIServers:      {"servers", "url"},
+		CheckPerformance:     {"url", "servers", "database", "window", "token"},
 	}
 	checkRequired = map[Check][]string{
 		CheckHTTPHealth: {"url"}, CheckSecurityHeaders: {"url"}, CheckTLSExpiry: {"url"},
 		CheckRegistration: {"url", "secret", "name", "hostname"}, CheckAPIMetrics: {"url", "username", "password"},
 		CheckAlertsEvaluated: {"url", "username", "password"}, CheckAlertDelivery: {"url", "username", "password"},
-		CheckAPIServers: {"servers"},
+		CheckAPIServers: {"servers"}, CheckPerformance: {"url"},
 	}
 )
 
@@ -235,7 +236,7 @@ func validateStep(s *Step) []fieldError {
 		}
 	}
 	// Secrets come by reference from the environment, so the runbook (and its audit trail) never holds one.
-	for key, v := range map[string]string{"secret": s.Secret, "password": s.Password} {
+	for key, v := range map[string]string{"secret": s.Secret, "password": s.Password, "token": s.Token} {
 		if v != "" && !singleRefRe.MatchString(v) {
 			add("."+key, "%s must be a single ${NAME} reference to an environment variable, not a literal", key)
 		}

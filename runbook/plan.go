@@ -174,6 +174,24 @@ func (e *Engine) planCheck(s *Step, resolve func(field, v string) string, would 
 		if base != "" {
 			would("GET %s/api/v1/health (the load balancer): expect 200 and {\"status\":\"healthy\",...}", base)
 		}
+	case CheckPerformance:
+		window := DefaultPerfWindow
+		if s.Window != 0 {
+			window = time.Duration(s.Window)
+		}
+		targets := []string{base}
+		if s.Servers != "" {
+			targets = nil
+			for _, srv := range e.planServers(s, errs) {
+				targets = append(targets, srv.URL)
+			}
+		}
+		would("scrape %s/metrics twice, %s apart: expect p95 < %s, CPU < %.0f %%, RSS < %d MiB", strings.Join(targets, "/metrics, "), window, maxP95, 100*maxCPUFraction, maxRSSBytes>>20)
+		if s.Database != "" {
+			dsn := resolve("database", s.databaseRef())
+			e.planLoopbackDSN(dsn, errs)
+			would("on %s: every collector of the window under the same CPU and RSS targets with no failed collection or push; the plan's validation SQL under %s", e.env.Redact(dsn), maxQueryTime)
+		}
 	case CheckSmoke:
 		would("run the smoke suite")
 		if e.opts.Smoke == nil {

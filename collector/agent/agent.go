@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/procfs"
+
 	"github.com/pganalytics/pganalytics/collector/buffer"
 	"github.com/pganalytics/pganalytics/collector/config"
 	"github.com/pganalytics/pganalytics/collector/pgmetrics"
@@ -153,6 +155,13 @@ func (a *Agent) Batch(states []*pgmetrics.State, at time.Time, cycle time.Durati
 	self("pganalytics_collector_buffer_queued_batches", float64(buf.Queued))
 	self("pganalytics_collector_push_failures_total", float64(buf.PushFailures))
 	self("pganalytics_collector_rejected_batches_total", float64(buf.Rejected))
+	// The collector's own footprint, for the runbook's performance check (< 10 % CPU, < 200 MB).
+	if proc, err := procfs.Self(); err == nil {
+		if stat, err := proc.Stat(); err == nil {
+			self("pganalytics_collector_process_cpu_seconds_total", stat.CPUTime())
+			self("pganalytics_collector_process_resident_memory_bytes", float64(stat.ResidentMemory()))
+		}
+	}
 	for _, st := range states {
 		self("pganalytics_collector_instance_collect_seconds", st.Duration.Seconds(), "instance", st.Address)
 	}
