@@ -51,11 +51,13 @@ func (e *Engine) runCheck(ctx context.Context, s *Step, out *lineWriter) error {
 		return e.checkAPIServers(ctx, s, out)
 	case CheckPerformance:
 		return e.checkPerformance(ctx, s, out)
+	case CheckSecurity:
+		return e.checkSecurity(ctx, s, out)
 	case CheckSmoke:
 		if e.opts.Smoke == nil {
 			return errSmokeNotWired
 		}
-		failed, err := e.opts.Smoke.Run(ctx, out)
+		failed, err := e.opts.Smoke.Run(ctx, out, nil)
 		if err != nil {
 			return classifyHTTP(fmt.Errorf("smoke suite: %w", err))
 		}

@@ -136,7 +136,8 @@ func (f ConfirmerFunc) Confirm(ctx context.Context, p Prompt) (Reply, error) { r
 // SmokeSuite is the smoke test suite, run by the check "smoke". Run writes its report to w (one check
 // per line is best) and returns how many checks failed; err is for a suite that could not run.
 type SmokeSuite interface {
-	Run(ctx context.Context, w io.Writer) (failed int, err error)
+	// Run runs the checks named in only (all of them when only is empty).
+	Run(ctx context.Context, w io.Writer, only []string) (failed int, err error)
 }
 
 // Errors a run can end with; test with errors.Is. A failing step's error also wraps ErrUnreachable

@@ -150,12 +150,13 @@ var (
 		CheckAlertDelivery:   {"url", "username", "password"},
 		CheckAPIServers:      {"servers", "url"},
 		CheckPerformance:     {"url", "servers", "database", "window", "token"},
+		CheckSecurity:        {"url", "username", "password"},
 	}
 	checkRequired = map[Check][]string{
 		CheckHTTPHealth: {"url"}, CheckSecurityHeaders: {"url"}, CheckTLSExpiry: {"url"},
 		CheckRegistration: {"url", "secret", "name", "hostname"}, CheckAPIMetrics: {"url", "username", "password"},
 		CheckAlertsEvaluated: {"url", "username", "password"}, CheckAlertDelivery: {"url", "username", "password"},
-		CheckAPIServers: {"servers"}, CheckPerformance: {"url"},
+		CheckAPIServers: {"servers"}, CheckPerformance: {"url"}, CheckSecurity: {"url", "username", "password"},
 	}
 )
 

@@ -192,6 +192,13 @@ func (e *Engine) planCheck(s *Step, resolve func(field, v string) string, would 
 			e.planLoopbackDSN(dsn, errs)
 			would("on %s: every collector of the window under the same CPU and RSS targets with no failed collection or push; the plan's validation SQL under %s", e.env.Redact(dsn), maxQueryTime)
 		}
+	case CheckSecurity:
+		resolve("password", s.Password)
+		would("run the smoke suite's security checks (%s), then POST %s/api/v1/auth/login as %s and GET %s/api/v1/users: list every user with its role",
+			strings.Join(SecurityChecks, ", "), base, e.env.Redact(resolve("username", s.Username)), base)
+		if e.opts.Smoke == nil {
+			*errs = append(*errs, errSmokeNotWired)
+		}
 	case CheckSmoke:
 		would("run the smoke suite")
 		if e.opts.Smoke == nil {

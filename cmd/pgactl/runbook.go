@@ -703,7 +703,7 @@ type envSmoke struct {
 	env *runbook.Environment
 }
 
-func (s envSmoke) Run(ctx context.Context, w io.Writer) (int, error) {
+func (s envSmoke) Run(ctx context.Context, w io.Writer, only []string) (int, error) {
 	apiURL, err := s.env.Lookup("API_URL")
 	if err != nil {
 		return 0, err
@@ -724,6 +724,7 @@ func (s envSmoke) Run(ctx context.Context, w io.Writer) (int, error) {
 		ViewerPassword: opt("API_VIEWER_PASSWORD"),
 		DatabaseURL:    opt("DATABASE_URL"),
 		CORSOrigin:     opt("CORS_ORIGIN"),
+		Only:           only,
 	})
 	if err != nil {
 		return 0, err
