@@ -12,6 +12,7 @@ import (
 type dashboard struct {
 	file          string
 	raw           map[string]any
+	parsed        dashboards.Dashboard
 	UID           string   `json:"uid"`
 	Title         string   `json:"title"`
 	Tags          []string `json:"tags"`
@@ -82,6 +83,9 @@ func loadDashboards(t *testing.T) []dashboard {
 		if err := json.Unmarshal(b, &d.raw); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
+		if d.parsed, err = dashboards.Parse(f, b); err != nil {
+			t.Fatal(err)
+		}
 		out = append(out, d)
 	}
 	return out
@@ -97,18 +101,12 @@ func (d dashboard) allPanels() []panel {
 	return out
 }
 
-// queries lists every SQL statement of the dashboard: variables first, then panel targets.
+// queries lists every SQL statement of the dashboard (dashboards.Parse): variables first, then
+// panel targets.
 func (d dashboard) queries() []query {
 	var out []query
-	for _, v := range d.Templating.List {
-		if v.Type == "query" {
-			out = append(out, query{where: "variable " + v.Name, sql: v.Query})
-		}
-	}
-	for _, p := range d.allPanels() {
-		for _, tg := range p.Targets {
-			out = append(out, query{where: "panel " + p.Title + "/" + tg.RefID, format: tg.Format, sql: tg.RawSQL})
-		}
+	for _, q := range d.parsed.Queries {
+		out = append(out, query{where: q.Where, format: q.Format, sql: q.SQL})
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/pganalytics/pganalytics/dashboards"
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/pgtest"
 	"github.com/pganalytics/pganalytics/server/store"
@@ -69,25 +70,25 @@ func TestPanelQueries(t *testing.T) {
 	})
 
 	now := time.Now()
-	vars := grafanaVars{
-		interval: time.Minute,
-		values: map[string][]string{
+	vars := dashboards.Vars{
+		Interval: time.Minute,
+		Values: map[string][]string{
 			"collector_id": fx.collectorIDs,
 			"instance":     fx.instances,
 			"server":       fx.servers,
 		},
-		from: now.Add(-time.Hour),
-		to:   now,
+		From: now.Add(-time.Hour),
+		To:   now,
 	}
 	for _, d := range loadDashboards(t) {
-		vars.multi = map[string]bool{}
+		vars.Multi = map[string]bool{}
 		for _, v := range d.Templating.List {
-			vars.multi[v.Name] = v.Multi || v.IncludeAll
+			vars.Multi[v.Name] = v.Multi || v.IncludeAll
 		}
 		t.Run(d.file, func(t *testing.T) {
 			for _, q := range d.queries() {
 				t.Run(q.where, func(t *testing.T) {
-					sql, err := expand(q.sql, vars)
+					sql, err := dashboards.Expand(q.sql, vars)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -378,7 +379,7 @@ func epochSeconds(v any) (float64, error) {
 }
 
 // checkVariable compares a variable query's values with what the fixture stored.
-func checkVariable(t *testing.T, name string, res result, vars grafanaVars) {
+func checkVariable(t *testing.T, name string, res result, vars dashboards.Vars) {
 	t.Helper()
 	col := res.column("__value")
 	if col < 0 {
@@ -388,7 +389,7 @@ func checkVariable(t *testing.T, name string, res result, vars grafanaVars) {
 	for _, row := range res.rows {
 		got = append(got, fmt.Sprint(row[col]))
 	}
-	want := slices.Clone(vars.values[name])
+	want := slices.Clone(vars.Values[name])
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pganalytics/pganalytics/dashboards"
 )
 
 const (
@@ -87,11 +89,7 @@ func checkVariables(t *testing.T, d dashboard) {
 		}
 	}
 	for _, q := range d.queries() {
-		for _, m := range variableRef.FindAllStringSubmatch(q.sql, -1) {
-			name := m[1] + m[2] + m[3]
-			if strings.HasPrefix(name, "__") {
-				continue
-			}
+		for _, name := range dashboards.VariableRefs(q.sql) {
 			if _, ok := d.variable(name); !ok {
 				t.Errorf("%s: uses undefined variable $%s", q.where, name)
 			}

@@ -14,3 +14,9 @@ var AlertRules []byte
 //
 //go:embed haproxy/haproxy.cfg
 var HAProxyConfig []byte
+
+// GrafanaReaderSQL is deploy/grafana/grafana_reader.sql: the dashboards' read-only role (the demo
+// creates it, as an operator would after migrating).
+//
+//go:embed grafana/grafana_reader.sql
+var GrafanaReaderSQL []byte

@@ -102,10 +102,11 @@ const (
 	CheckAPIServers      Check = "api-servers"      // every server of servers is ready and healthy (and url, the load balancer)
 	CheckPerformance     Check = "performance"      // the plan's Step 8 targets measured over window
 	CheckSecurity        Check = "security"         // the smoke suite's security checks, then every user and role listed
+	CheckGrafana         Check = "grafana"          // every dashboard query runs as the Grafana role and returns rows
 )
 
 var checks = []Check{CheckHTTPHealth, CheckSecurityHeaders, CheckTLSExpiry, CheckPostgres, CheckPgMonitor,
-	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers, CheckPerformance, CheckSecurity}
+	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers, CheckPerformance, CheckSecurity, CheckGrafana}
 
 // Duration is a time.Duration written as a Go duration string ("30s", "5m", "1h30m").
 type Duration time.Duration

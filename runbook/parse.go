@@ -151,6 +151,7 @@ var (
 		CheckAPIServers:      {"servers", "url"},
 		CheckPerformance:     {"url", "servers", "database", "window", "token"},
 		CheckSecurity:        {"url", "username", "password"},
+		CheckGrafana:         {"database", "role"},
 	}
 	checkRequired = map[Check][]string{
 		CheckHTTPHealth: {"url"}, CheckSecurityHeaders: {"url"}, CheckTLSExpiry: {"url"},

@@ -139,6 +139,14 @@ func (e *Engine) planCheck(s *Step, resolve func(field, v string) string, would 
 			days = DefaultMinDays
 		}
 		would("TLS handshake with %s: expect a valid certificate for %d more days", base, days)
+	case CheckGrafana:
+		dsn := resolve("database", s.databaseRef())
+		e.planLoopbackDSN(dsn, errs)
+		role := DefaultGrafanaRole
+		if s.Role != "" {
+			role = resolve("role", s.Role)
+		}
+		would("on %s as role %s: every shipped dashboard's variable and panel queries, expanded for the last hour: expect each to return rows", e.env.Redact(dsn), e.env.Redact(role))
 	case CheckPostgres, CheckPgMonitor:
 		dsn := resolve("database", s.databaseRef())
 		e.planLoopbackDSN(dsn, errs)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pganalytics/pganalytics/deploy"
 	"github.com/pganalytics/pganalytics/internal/devca"
 	"github.com/pganalytics/pganalytics/internal/pgcluster"
 )
@@ -346,6 +347,10 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	step("migrating the metrics store")
 	if out, err := runOnce(ctx, append(slices.Clone(apiEnv), o.APIEnv...), "", apiBin, "migrate"); err != nil {
 		return Env{}, fmt.Errorf("migrate: %w: %s", err, out)
+	}
+	step("creating the Grafana datasource's read-only role (deploy/grafana/grafana_reader.sql)")
+	if err := execSQL(ctx, storeURL, string(deploy.GrafanaReaderSQL)); err != nil {
+		return Env{}, fmt.Errorf("grafana_reader.sql: %w", err)
 	}
 	for _, u := range []struct{ name, role, pw string }{
 		{"admin", "admin", vars["PGACTL_PASSWORD"]},
