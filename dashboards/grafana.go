@@ -142,4 +142,3 @@ func formatInterval(d time.Duration) string {
 		return fmt.Sprintf("%ds", d/time.Second)
 	}
 }
-

@@ -3,8 +3,8 @@ package pgcluster
 import (
 	"context"
 	"fmt"
-	"os"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 )

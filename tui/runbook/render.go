@@ -240,6 +240,11 @@ func (m *Model) describe(st *stepState) []string {
 		}
 	case runbook.KindCheck:
 		lines = append(lines, th.Muted.Render("  check "+string(s.Check)))
+	case runbook.KindRolling:
+		lines = append(lines, th.Muted.Render("  one at a time: "+s.Servers))
+		for _, l := range strings.Split(strings.TrimSpace(s.Run), "\n") {
+			lines = append(lines, th.Muted.Render("  $ "+l))
+		}
 	}
 	if s.Destructive {
 		lines = append(lines, th.Level(theme.LevelCrit).Render("  destructive: asks you to type its id before it runs"))
