@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +66,42 @@ func TestRunbookStagingAgainstDemoStack(t *testing.T) {
 		return
 	}
 	t.Logf("run %s: %d staging steps succeeded", run.ID, len(run.Steps))
+
+	// The run as documents: JUnit for CI (a test case per step, none failed), Markdown for people.
+	junit, stderr, code := runPgactl(t, time.Minute, env, "runbook", "report", "-o", "junit")
+	if code != 0 {
+		t.Fatalf("pgactl runbook report -o junit: exit %d: %s", code, stderr)
+	}
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Suites   []struct {
+			Name  string `xml:"name,attr"`
+			Cases []struct {
+				Name      string `xml:"name,attr"`
+				SystemOut string `xml:"system-out"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal([]byte(junit), &suites); err != nil {
+		t.Fatalf("the JUnit report is not XML: %v\n%s", err, junit)
+	}
+	if suites.Tests != len(want) || suites.Failures != 0 || len(suites.Suites) != 1 || suites.Suites[0].Name != "staging" ||
+		len(suites.Suites[0].Cases) != len(want) {
+		t.Errorf("JUnit report: %d tests, %d failures, suites %+v; want %d tests in suite staging, none failed", suites.Tests, suites.Failures, suites.Suites, len(want))
+	}
+	md, stderr, code := runPgactl(t, time.Minute, env, "runbook", "report", "-o", "markdown")
+	if code != 0 {
+		t.Fatalf("pgactl runbook report -o markdown: exit %d: %s", code, stderr)
+	}
+	for _, id := range want {
+		if !strings.Contains(md, "| `staging/"+id+"` ") {
+			t.Errorf("the Markdown report has no row for staging/%s", id)
+		}
+	}
+	for _, secret := range []string{s.env.Vars["PGACTL_PASSWORD"], s.env.Vars["REGISTRATION_SECRET"]} {
+		if strings.Contains(md, secret) || strings.Contains(junit, secret) {
+			t.Error("a report holds a secret")
+		}
+	}
 }
