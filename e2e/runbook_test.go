@@ -5,9 +5,11 @@ import (
 	"encoding/xml"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/pganalytics/pganalytics/internal/demo"
 	"github.com/pganalytics/pganalytics/runbook"
 )
 
@@ -102,6 +104,37 @@ func TestRunbookStagingAgainstDemoStack(t *testing.T) {
 	for _, secret := range []string{s.env.Vars["PGACTL_PASSWORD"], s.env.Vars["REGISTRATION_SECRET"]} {
 		if strings.Contains(md, secret) || strings.Contains(junit, secret) {
 			t.Error("a report holds a secret")
+		}
+	}
+}
+
+// TestRollbackTriggerWhenCollectorStops: the monitoring phase's rollback-triggers step passes on a
+// healthy stack; with the collector gone it trips "Collectors unable to push", with the evidence,
+// and names the rollback.
+func TestRollbackTriggerWhenCollectorStops(t *testing.T) {
+	t.Parallel()
+	const interval = time.Second
+	s := startStack(t, interval, false)
+	s.waitCycles(3)
+	env := commandEnv(t, "PGACTL_STATE_DIR="+s.stateDir)
+	run := func() (string, int) {
+		out, errOut, code := runPgactl(t, time.Minute, env, "runbook", "run", "monitoring/rollback-triggers", "--env", "demo", "--yes")
+		return out + errOut, code
+	}
+	if out, code := run(); code != 0 {
+		t.Fatalf("rollback triggers on a healthy stack: exit %d\n%s", code, out)
+	}
+	s.kill(demo.ProcessCollector, syscall.SIGKILL)
+	time.Sleep(5 * interval) // past the 3 intervals a collector may stay silent
+	out, code := run()
+	if code != 1 || !strings.Contains(out, "TRIPPED  Collectors unable to push") || !strings.Contains(out, collectorName+" silent") ||
+		!strings.Contains(out, "pgactl rollback --env demo") {
+		t.Fatalf("rollback triggers with the collector gone: exit %d, want 1 naming the silent collector and the rollback\n%s", code, out)
+	}
+	t.Logf("with the collector gone:\n%s", out)
+	for _, quiet := range []string{"Metrics data loss detected", "DB connection errors > 5/min", "API service crashes repeatedly"} {
+		if !strings.Contains(out, "ok       "+quiet) {
+			t.Errorf("%q tripped too, or is missing:\n%s", quiet, out)
 		}
 	}
 }

@@ -55,6 +55,8 @@ func (e *Engine) runCheck(ctx context.Context, s *Step, out *lineWriter) error {
 		return e.checkSecurity(ctx, s, out)
 	case CheckGrafana:
 		return e.checkGrafana(ctx, s, out)
+	case CheckRollbackTrigger:
+		return e.checkRollbackTriggers(ctx, s, out)
 	case CheckSmoke:
 		if e.opts.Smoke == nil {
 			return errSmokeNotWired

@@ -89,24 +89,25 @@ type Check string
 
 // Built-in checks.
 const (
-	CheckHTTPHealth      Check = "http-health"      // GET {url}/api/v1/health: 200 and {"status":"healthy"}
-	CheckSecurityHeaders Check = "security-headers" // GET {url}/api/v1/health carries the security headers
-	CheckTLSExpiry       Check = "tls-expiry"       // the certificate served at url is valid for min_days more
-	CheckPostgres        Check = "postgres"         // database is reachable
-	CheckPgMonitor       Check = "pg-monitor"       // role holds pg_monitor's privileges
-	CheckRegistration    Check = "registration"     // POST {url}/api/v1/collectors/register answers 201 with a token
-	CheckAPIMetrics      Check = "api-metrics"      // login, then GET {url}/api/v1/metrics returns recent samples
-	CheckSmoke           Check = "smoke"            // the whole smoke suite
-	CheckAlertsEvaluated Check = "alerts-evaluated" // login, then GET {url}/api/v1/alerts was evaluated within a minute
-	CheckAlertDelivery   Check = "alert-delivery"   // login, then a synthetic alert reaches every Alertmanager
-	CheckAPIServers      Check = "api-servers"      // every server of servers is ready and healthy (and url, the load balancer)
-	CheckPerformance     Check = "performance"      // the plan's Step 8 targets measured over window
-	CheckSecurity        Check = "security"         // the smoke suite's security checks, then every user and role listed
-	CheckGrafana         Check = "grafana"          // every dashboard query runs as the Grafana role and returns rows
+	CheckHTTPHealth      Check = "http-health"       // GET {url}/api/v1/health: 200 and {"status":"healthy"}
+	CheckSecurityHeaders Check = "security-headers"  // GET {url}/api/v1/health carries the security headers
+	CheckTLSExpiry       Check = "tls-expiry"        // the certificate served at url is valid for min_days more
+	CheckPostgres        Check = "postgres"          // database is reachable
+	CheckPgMonitor       Check = "pg-monitor"        // role holds pg_monitor's privileges
+	CheckRegistration    Check = "registration"      // POST {url}/api/v1/collectors/register answers 201 with a token
+	CheckAPIMetrics      Check = "api-metrics"       // login, then GET {url}/api/v1/metrics returns recent samples
+	CheckSmoke           Check = "smoke"             // the whole smoke suite
+	CheckAlertsEvaluated Check = "alerts-evaluated"  // login, then GET {url}/api/v1/alerts was evaluated within a minute
+	CheckAlertDelivery   Check = "alert-delivery"    // login, then a synthetic alert reaches every Alertmanager
+	CheckAPIServers      Check = "api-servers"       // every server of servers is ready and healthy (and url, the load balancer)
+	CheckPerformance     Check = "performance"       // the plan's Step 8 targets measured over window
+	CheckSecurity        Check = "security"          // the smoke suite's security checks, then every user and role listed
+	CheckGrafana         Check = "grafana"           // every dashboard query runs as the Grafana role and returns rows
+	CheckRollbackTrigger Check = "rollback-triggers" // the plan's six rollback trigger conditions, none tripped
 )
 
 var checks = []Check{CheckHTTPHealth, CheckSecurityHeaders, CheckTLSExpiry, CheckPostgres, CheckPgMonitor,
-	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers, CheckPerformance, CheckSecurity, CheckGrafana}
+	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers, CheckPerformance, CheckSecurity, CheckGrafana, CheckRollbackTrigger}
 
 // Duration is a time.Duration written as a Go duration string ("30s", "5m", "1h30m").
 type Duration time.Duration

@@ -139,6 +139,10 @@ func (e *Engine) planCheck(s *Step, resolve func(field, v string) string, would 
 			days = DefaultMinDays
 		}
 		would("TLS handshake with %s: expect a valid certificate for %d more days", base, days)
+	case CheckRollbackTrigger:
+		dsn := resolve("database", s.databaseRef())
+		e.planLoopbackDSN(dsn, errs)
+		would("the rollback plan's six trigger conditions over the last %s, from %s (readiness) and %s: expect none tripped", triggerWindow, base, e.env.Redact(dsn))
 	case CheckGrafana:
 		dsn := resolve("database", s.databaseRef())
 		e.planLoopbackDSN(dsn, errs)
