@@ -1,8 +1,13 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -136,5 +141,57 @@ func TestRollbackTriggerWhenCollectorStops(t *testing.T) {
 		if !strings.Contains(out, "ok       "+quiet) {
 			t.Errorf("%q tripped too, or is missing:\n%s", quiet, out)
 		}
+	}
+}
+
+// TestWatchRecordsRoundsAndBaseline runs the monitoring phase as a watch, `--every 2s --for 12s`:
+// rounds are recorded with their figures, the baseline is written, and it compares against itself.
+func TestWatchRecordsRoundsAndBaseline(t *testing.T) {
+	t.Parallel()
+	s := startStack(t, time.Second, true)
+	s.waitCycles(3)
+	env := commandEnv(t, "PGACTL_STATE_DIR="+s.stateDir)
+	baseline := filepath.Join(t.TempDir(), "baseline.json")
+	out, errOut, code := runPgactl(t, 2*time.Minute, env, "runbook", "watch", "monitoring", "--env", "demo",
+		"--every", "2s", "--for", "12s", "--record-baseline", baseline)
+	if code != 0 {
+		t.Fatalf("pgactl runbook watch: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	t.Logf("pgactl runbook watch:\n%s", out)
+	if n := strings.Count(out, "\nround "); n < 4 {
+		t.Errorf("%d rounds in 12 s every 2 s, want at least 4", n)
+	}
+	raw, err := os.ReadFile(baseline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b runbook.Sample
+	if err := json.Unmarshal(raw, &b); err != nil || b.APIRSSBytes <= 0 || b.DatabaseBytes <= 0 || b.CollectorSuccess != 1 {
+		t.Fatalf("baseline %s: %v %+v", raw, err, b)
+	}
+
+	// A watch whose process dies (kill -9) is continued by --resume until its end, rounds kept.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	killed := exec.CommandContext(ctx, bin("pgactl"), "runbook", "watch", "monitoring", "--env", "demo", "--every", "2s", "--for", "14s")
+	killed.Env = env
+	_ = killed.Run() // killed after 5 s
+	cancel()
+	out, errOut, code = runPgactl(t, time.Minute, env, "runbook", "watch", "--resume")
+	if code != 0 || !strings.Contains(out, "resuming watch") || !strings.Contains(out, "succeeded") {
+		t.Fatalf("watch --resume after kill -9: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if m := regexp.MustCompile(`rounds so far`).FindString(out); m == "" {
+		t.Errorf("the resumed watch did not say how far it had come:\n%s", out)
+	}
+	if n := strings.Count(out, "\nround "); n < 2 {
+		t.Errorf("the resumed watch ran %d more rounds, want at least 2:\n%s", n, out)
+	}
+
+	// Against its own baseline, one more short watch flags nothing; the watch's state says so.
+	out, errOut, code = runPgactl(t, time.Minute, env, "runbook", "watch", "monitoring", "--env", "demo",
+		"--every", "2s", "--for", "2s", "--baseline", baseline, "-o", "json")
+	var w runbook.WatchState
+	if code != 0 || json.Unmarshal([]byte(out), &w) != nil || w.Status != runbook.StatusSucceeded || len(w.Rounds) != 1 || len(w.Findings) != 0 {
+		t.Fatalf("watch against its own baseline: exit %d, %+v\n%s\n%s", code, w, out, errOut)
 	}
 }

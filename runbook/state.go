@@ -179,11 +179,9 @@ func (s *Store) create(now time.Time) (id string, unlock func(), err error) {
 		return "", nil, fmt.Errorf("create state directory: %w", err)
 	}
 	for range 5 {
-		var b [3]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return "", nil, fmt.Errorf("run id: %w", err)
+		if id, err = newRunID(now); err != nil {
+			return "", nil, err
 		}
-		id = now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
 		err = os.Mkdir(s.RunDir(id), 0o700)
 		if errors.Is(err, fs.ErrExist) {
 			continue
@@ -200,20 +198,34 @@ func (s *Store) create(now time.Time) (id string, unlock func(), err error) {
 	return "", nil, errors.New("create run directory: no free run id")
 }
 
+// newRunID is a fresh id: the UTC start time and 6 random hex digits.
+func newRunID(now time.Time) (string, error) {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("run id: %w", err)
+	}
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:]), nil
+}
+
 var errLocked = errors.New("run is in progress in another process")
 
 // lock takes the run's exclusive lock, so two processes never execute one run.
 func (s *Store) lock(id string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(s.RunDir(id), "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	return lockFile(filepath.Join(s.RunDir(id), "lock"), "run "+id)
+}
+
+// lockFile takes an exclusive lock on path (created), failing at once if another process holds it.
+func lockFile(path, what string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("lock run %s: %w", id, err)
+		return nil, fmt.Errorf("lock %s: %w", what, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("run %s: %w", id, errLocked)
+			return nil, fmt.Errorf("%s: %w", what, errLocked)
 		}
-		return nil, fmt.Errorf("lock run %s: %w", id, err)
+		return nil, fmt.Errorf("lock %s: %w", what, err)
 	}
 	return func() {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

@@ -115,7 +115,7 @@ func writeJSON(w io.Writer, v any) error {
 func newRunbookCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "runbook",
-		Short: "The executable deployment runbook: list, show, run, status, log, report, env",
+		Short: "The executable deployment runbook: list, show, run, watch, status, log, report, env",
 		Long: `The v3.2.0 deployment plan as an executable runbook (or your own, --file).
 
 Phases: pre-deployment, staging, production, monitoring, rollback. Address a phase by its id and a
@@ -129,7 +129,7 @@ destructive step refused under --yes), 3 target unreachable, 4 authentication fa
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newRunbookListCmd(), newRunbookShowCmd(), newRunbookRunCmd(), newRunbookStatusCmd(),
-		newRunbookLogCmd(), newRunbookReportCmd(), newRunbookEnvCmd())
+		newRunbookLogCmd(), newRunbookReportCmd(), newRunbookWatchCmd(), newRunbookEnvCmd())
 	return cmd
 }
 
