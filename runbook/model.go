@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pganalytics/pganalytics/internal/tomlfile"
 )
 
 // Runbook is a parsed, validated runbook: phases run in order, each a list of steps.
@@ -109,8 +111,16 @@ const (
 var checks = []Check{CheckHTTPHealth, CheckSecurityHeaders, CheckTLSExpiry, CheckPostgres, CheckPgMonitor,
 	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers, CheckPerformance, CheckSecurity, CheckGrafana, CheckRollbackTrigger}
 
-// Duration is a time.Duration written as a Go duration string ("30s", "5m", "1h30m").
-type Duration time.Duration
+// Duration is a time.Duration written as a Go duration string ("30s", "5m", "1h30m"). It is a
+// struct, not an integer type, so that a bare integer is refused with its line, not read as
+// nanoseconds.
+type Duration struct{ d time.Duration }
+
+// Dur wraps d.
+func Dur(d time.Duration) Duration { return Duration{d} }
+
+// D returns the time.Duration.
+func (d Duration) D() time.Duration { return d.d }
 
 // maxDuration bounds timeouts and delays: a runbook step longer than a day is a mistake.
 const maxDuration = 24 * time.Hour
@@ -119,17 +129,18 @@ const maxDuration = 24 * time.Hour
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("invalid duration %q (write e.g. \"30s\", \"5m\", \"1h30m\")", b)
+		return &tomlfile.BareValueError{Value: string(b),
+			Msg: fmt.Sprintf("invalid duration %q (write it as a quoted string such as \"30s\", \"5m\", \"1h30m\")", b)}
 	}
 	if v <= 0 || v > maxDuration {
 		return fmt.Errorf("duration %q out of range (0, 24h]", b)
 	}
-	*d = Duration(v)
+	d.d = v
 	return nil
 }
 
 // MarshalText writes the duration back in Go syntax.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.d.String()), nil }
 
 // Expect is what a sql step's result must satisfy; all set fields must hold.
 type Expect struct {
@@ -200,8 +211,8 @@ const (
 
 // EffectiveTimeout is the step's timeout, or its kind's default; zero for manual steps.
 func (s *Step) EffectiveTimeout() time.Duration {
-	if s.Timeout > 0 {
-		return time.Duration(s.Timeout)
+	if s.Timeout.D() > 0 {
+		return s.Timeout.D()
 	}
 	switch s.Kind {
 	case KindCommand:
@@ -215,8 +226,8 @@ func (s *Step) EffectiveTimeout() time.Duration {
 		case CheckSmoke:
 			return DefaultCommandTimeout
 		case CheckPerformance: // the window, then the scrapes and queries
-			if s.Window != 0 {
-				return time.Duration(s.Window) + DefaultCheckTimeout
+			if s.Window.D() != 0 {
+				return s.Window.D() + DefaultCheckTimeout
 			}
 			return DefaultPerfWindow + DefaultCheckTimeout
 		}
@@ -226,8 +237,8 @@ func (s *Step) EffectiveTimeout() time.Duration {
 }
 
 func (s *Step) effectiveRetryDelay() time.Duration {
-	if s.RetryDelay > 0 {
-		return time.Duration(s.RetryDelay)
+	if s.RetryDelay.D() > 0 {
+		return s.RetryDelay.D()
 	}
 	return DefaultRetryDelay
 }

@@ -114,13 +114,13 @@ func validateRunbook(rb *Runbook) []fieldError {
 // stepFields lists which optional fields a step sets, by TOML key.
 func stepFields(s *Step) map[string]bool {
 	return map[string]bool{
-		"checklist": len(s.Checklist) > 0, "destructive": s.Destructive, "timeout": s.Timeout != 0,
-		"retries": s.Retries != 0, "retry_delay": s.RetryDelay != 0, "run": s.Run != "", "sql": s.SQL != "",
+		"checklist": len(s.Checklist) > 0, "destructive": s.Destructive, "timeout": s.Timeout.D() != 0,
+		"retries": s.Retries != 0, "retry_delay": s.RetryDelay.D() != 0, "run": s.Run != "", "sql": s.SQL != "",
 		"params": len(s.Params) > 0, "database": s.Database != "", "expect": s.Expect != nil,
 		"check": s.Check != "", "url": s.URL != "", "headers": len(s.Headers) > 0, "min_days": s.MinDays != 0,
 		"role": s.Role != "", "secret": s.Secret != "", "name": s.Name != "", "hostname": s.Hostname != "",
 		"username": s.Username != "", "password": s.Password != "",
-		"servers": s.Servers != "", "settle": s.Settle != 0, "window": s.Window != 0, "token": s.Token != "",
+		"servers": s.Servers != "", "settle": s.Settle.D() != 0, "window": s.Window.D() != 0, "token": s.Token != "",
 	}
 }
 
@@ -224,7 +224,7 @@ func validateStep(s *Step) []fieldError {
 	if s.Retries < 0 || s.Retries > 100 {
 		add(".retries", "retries %d out of range [0, 100]", s.Retries)
 	}
-	if s.RetryDelay != 0 && s.Retries == 0 {
+	if s.RetryDelay.D() != 0 && s.Retries == 0 {
 		add(".retry_delay", "retry_delay without retries")
 	}
 	if s.MinDays < 0 || s.MinDays > 3650 {

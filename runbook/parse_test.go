@@ -274,6 +274,7 @@ func TestParseErrorsCarryLines(t *testing.T) {
 		{"unknown kind", head + "[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"shell\"\n", 8, "unknown step kind"},
 		{"unknown check", head + "[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"check\"\ncheck = \"helth\"\n", 9, "unknown check"},
 		{"bad duration", head + "[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"command\"\nrun = \"true\"\ntimeout = \"5 minutes\"\n", 10, "invalid duration"},
+		{"bare integer duration", head + "[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"command\"\nrun = \"true\"\ntimeout = 30\n", 10, "quoted string"},
 		{"bad comparison", head + "[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"sql\"\nsql = \"SELECT 1\"\nexpect = { rows = \"more than 1\" }\n", 10, "invalid comparison"},
 		{"missing run", head + "[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"command\"\n", 5, `missing "run"`},
 		{"field of another kind", head + "[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"command\"\nrun = \"true\"\nsql = \"SELECT 1\"\n", 10, `"sql" does not apply`},

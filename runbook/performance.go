@@ -45,8 +45,8 @@ type scrape struct {
 // push) from what it pushed to the store, and the time of the plan's validation SQL.
 func (e *Engine) checkPerformance(ctx context.Context, s *Step, out *lineWriter) error {
 	window := DefaultPerfWindow
-	if s.Window != 0 {
-		window = time.Duration(s.Window)
+	if s.Window.D() != 0 {
+		window = s.Window.D()
 	}
 	targets, err := e.perfTargets(s)
 	if err != nil {

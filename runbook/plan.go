@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // PlanStep is what a dry run says about one step: what it would do, with variables resolved and
@@ -91,8 +90,8 @@ func (e *Engine) planStep(ctx context.Context, phase string, s *Step) PlanStep {
 		e.planCheck(s, resolve, would, &errs)
 	case KindRolling:
 		settle := defaultSettle
-		if s.Settle != 0 {
-			settle = time.Duration(s.Settle)
+		if s.Settle.D() != 0 {
+			settle = s.Settle.D()
 		}
 		servers := e.planServers(s, &errs)
 		for i, srv := range servers {
@@ -188,8 +187,8 @@ func (e *Engine) planCheck(s *Step, resolve func(field, v string) string, would 
 		}
 	case CheckPerformance:
 		window := DefaultPerfWindow
-		if s.Window != 0 {
-			window = time.Duration(s.Window)
+		if s.Window.D() != 0 {
+			window = s.Window.D()
 		}
 		targets := []string{base}
 		if s.Servers != "" {

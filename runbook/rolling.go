@@ -95,8 +95,8 @@ func (e *Engine) runRolling(ctx context.Context, runID string, s *Step, out *lin
 		return err
 	}
 	settle := defaultSettle
-	if s.Settle != 0 {
-		settle = time.Duration(s.Settle)
+	if s.Settle.D() != 0 {
+		settle = s.Settle.D()
 	}
 	for i, srv := range servers {
 		c, err := e.serverClient(srv)

@@ -150,7 +150,7 @@ func (e *Engine) Watch(ctx context.Context, opts WatchOptions, onRound func(*Wat
 	if err != nil {
 		return nil, err
 	}
-	w := &WatchState{ID: id, Phase: opts.Phase, Env: e.env.Name, Every: Duration(opts.Every), For: Duration(opts.For),
+	w := &WatchState{ID: id, Phase: opts.Phase, Env: e.env.Name, Every: Dur(opts.Every), For: Dur(opts.For),
 		Baseline: opts.Baseline, Record: opts.RecordBaseline, Operator: e.opts.Operator,
 		StartedAt: now, EndsAt: now.Add(opts.For), Status: StatusRunning}
 	if err := e.store.saveWatch(w); err != nil {
@@ -231,7 +231,7 @@ func (e *Engine) continueWatch(ctx context.Context, w *WatchState, onRound func(
 		if onRound != nil {
 			onRound(w, r)
 		}
-		next := r.At.Add(time.Duration(w.Every))
+		next := r.At.Add(w.Every.D())
 		if next.After(w.EndsAt) {
 			break
 		}

@@ -24,7 +24,7 @@ func TestAlertDeliveryToAlertmanager(t *testing.T) {
 	dsn, st, pool := testDB(t)
 	withAM := func(c *config.Config) {
 		c.Alerting.AlertmanagerURLs = []string{am.URL}
-		c.Alerting.ResendInterval = config.Duration(time.Minute)
+		c.Alerting.ResendInterval = config.Dur(time.Minute)
 		c.Alerting.ExternalURL = "https://api.example.com"
 		c.Alerting.RunbookBaseURL = "https://docs.example.com/pganalytics/"
 	}

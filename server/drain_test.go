@@ -18,7 +18,7 @@ import (
 // reconnect), then streams end with a retry hint, then the listener closes.
 func TestGracefulDrain(t *testing.T) {
 	const delay = 1500 * time.Millisecond
-	ts := startServer(t, func(c *config.Config) { c.Limits.DrainDelay = config.Duration(delay) })
+	ts := startServer(t, func(c *config.Config) { c.Limits.DrainDelay = config.Dur(delay) })
 	viewer := ts.userToken("viewer", api.RoleViewer)
 	if r := ts.do(req{method: "GET", path: "/api/v1/health/ready"}); r.status != http.StatusOK || r.closes {
 		t.Fatalf("readiness before the drain: %d %s (closes %v)", r.status, r.body, r.closes)

@@ -59,8 +59,8 @@ func testConfig(t testing.TB, databaseURL string) *config.Config {
 		t.Fatal(err)
 	}
 	cfg.ServerName = "test-" + t.Name()
-	cfg.Alerting.EvaluationInterval = config.Duration(200 * time.Millisecond)
-	cfg.Limits.DrainDelay = 0 // TestGracefulDrain sets one; every other test stops at once
+	cfg.Alerting.EvaluationInterval = config.Dur(200 * time.Millisecond)
+	cfg.Limits.DrainDelay = config.Dur(0) // TestGracefulDrain sets one; every other test stops at once
 	return cfg
 }
 

@@ -42,7 +42,7 @@ func TestRateLimitSharedAcrossServers(t *testing.T) {
 					c.ServerName = fmt.Sprintf("%s-%d", c.ServerName, i)
 					// This test measures sharing, not the fallback: a loaded test machine's slow
 					// query must not make a server decide alone.
-					c.Limits.RateLimitStoreTimeout = config.Duration(2 * time.Second)
+					c.Limits.RateLimitStoreTimeout = config.Dur(2 * time.Second)
 				}))
 			}
 			fallbacks := func() (n int64) {

@@ -94,7 +94,7 @@ func startRealAPIWith(t *testing.T, st *store.Store, dsn string, mutate func(*co
 	cfg.RegistrationSecret = realRegistrationSecret
 	cfg.Database.URL = dsn
 	cfg.CORSAllowedOrigins = []string{realOrigin}
-	cfg.Limits.ShutdownTimeout = config.Duration(5 * time.Second)
+	cfg.Limits.ShutdownTimeout = config.Dur(5 * time.Second)
 	mutate(&cfg)
 	srv, err := server.New(server.Options{Config: &cfg, Store: st, Version: "3.2.0-smoke", Hasher: cheapHasher(t)})
 	if err != nil {

@@ -113,7 +113,8 @@ func Dur(d time.Duration) Duration { return Duration{d} }
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("invalid duration %s: write durations as quoted strings such as \"10s\" or \"1m\"", strconv.Quote(string(b)))
+		return &tomlfile.BareValueError{Value: string(b),
+			Msg: fmt.Sprintf("invalid duration %s: write durations as quoted strings such as \"10s\" or \"1m\"", strconv.Quote(string(b)))}
 	}
 	if v < 0 {
 		return fmt.Errorf("negative duration %q", b)

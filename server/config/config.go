@@ -126,24 +126,30 @@ type Limits struct {
 	RateLimitStoreTimeout Duration `toml:"rate_limit_store_timeout"`
 }
 
-// Duration is a time.Duration written in TOML as a Go duration string ("15m", "168h").
-type Duration time.Duration
+// Duration is a time.Duration written in TOML as a Go duration string ("15m", "168h"). It is a
+// struct, not an integer type, so that a bare integer (nanoseconds? seconds?) is a decode error
+// with its file:line rather than a guess.
+type Duration struct{ d time.Duration }
+
+// Dur wraps d.
+func Dur(d time.Duration) Duration { return Duration{d} }
 
 // UnmarshalText parses a Go duration string.
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("invalid duration %q (use e.g. \"30s\", \"15m\", \"168h\")", b)
+		return &tomlfile.BareValueError{Value: string(b),
+			Msg: fmt.Sprintf("invalid duration %q (write it as a quoted string such as \"30s\", \"15m\", \"168h\")", b)}
 	}
-	*d = Duration(v)
+	d.d = v
 	return nil
 }
 
 // MarshalText writes the duration in Go syntax.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.d.String()), nil }
 
 // D returns the value as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
+func (d Duration) D() time.Duration { return d.d }
 
 // Default returns the configuration used for every key neither the file nor the environment sets.
 func Default() Config {
@@ -154,25 +160,25 @@ func Default() Config {
 		RateLimitPerMinute: 100,
 		Database: Database{
 			MaxConns:       20,
-			ConnectTimeout: Duration(30 * time.Second),
-			Retention:      Duration(30 * 24 * time.Hour),
+			ConnectTimeout: Dur(30 * time.Second),
+			Retention:      Dur(30 * 24 * time.Hour),
 			AutoMigrate:    true,
 		},
-		Alerting: Alerting{EvaluationInterval: Duration(15 * time.Second), ResendInterval: Duration(time.Minute)},
+		Alerting: Alerting{EvaluationInterval: Dur(15 * time.Second), ResendInterval: Dur(time.Minute)},
 		Auth: Auth{
-			AccessTokenTTL:             Duration(15 * time.Minute),
-			RefreshTokenTTL:            Duration(7 * 24 * time.Hour),
-			CollectorTokenTTL:          Duration(365 * 24 * time.Hour),
+			AccessTokenTTL:             Dur(15 * time.Minute),
+			RefreshTokenTTL:            Dur(7 * 24 * time.Hour),
+			CollectorTokenTTL:          Dur(365 * 24 * time.Hour),
 			LoginMaxFailures:           5,
 			LoginMaxFailuresPerAddress: 20,
 			LoginMaxFailuresPerAccount: 100,
-			LoginLockout:               Duration(15 * time.Minute),
+			LoginLockout:               Dur(15 * time.Minute),
 		},
 		Limits: Limits{
 			PushMaxBytes:             8 << 20,
 			PushMaxDecompressedBytes: 32 << 20,
 			PushMaxSamples:           100_000,
-			PushDecodeTimeout:        Duration(30 * time.Second),
+			PushDecodeTimeout:        Dur(30 * time.Second),
 			PushMemoryBytes:          64 << 20,
 			PushPerCollector:         2,
 			StreamsPerPrincipal:      8,
@@ -180,9 +186,9 @@ func Default() Config {
 			MemoryLimitBytes:         256 << 20,
 			BodyMaxBytes:             64 << 10,
 			RateLimitBuckets:         100_000,
-			ShutdownTimeout:          Duration(30 * time.Second),
-			DrainDelay:               Duration(5 * time.Second),
-			RateLimitStoreTimeout:    Duration(100 * time.Millisecond),
+			ShutdownTimeout:          Dur(30 * time.Second),
+			DrainDelay:               Dur(5 * time.Second),
+			RateLimitStoreTimeout:    Dur(100 * time.Millisecond),
 		},
 	}
 }
@@ -356,11 +362,11 @@ func (c *Config) check() error {
 		{"alerting.resend_interval", c.Alerting.ResendInterval},
 	}
 	for _, p := range positive {
-		if p.v <= 0 {
+		if p.v.D() <= 0 {
 			return fmt.Errorf("%s %s: want a positive duration", p.name, p.v.D())
 		}
 	}
-	if d := c.Limits.DrainDelay; d < 0 || d.D() > 5*time.Minute {
+	if d := c.Limits.DrainDelay; d.D() < 0 || d.D() > 5*time.Minute {
 		return fmt.Errorf("limits.drain_delay %s: want 0s..5m", d.D())
 	}
 	if d := c.Limits.RateLimitStoreTimeout.D(); d < time.Millisecond || d > 10*time.Second {

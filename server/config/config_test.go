@@ -99,6 +99,8 @@ func TestLoadRefusals(t *testing.T) {
 		{"toml syntax error with line", "environment = \n", nil, ":1:"},
 		{"wrong type", "rate_limit_per_minute = \"many\"\n", nil, "rate_limit_per_minute"},
 		{"bad duration", "[auth]\naccess_token_ttl = \"soon\"\n", nil, `invalid duration "soon"`},
+		// A bare integer is no duration (it used to be read as nanoseconds: "gave up after 30ns").
+		{"bare integer duration", "[database]\nurl = \"x\"\nconnect_timeout = 30\n", nil, ":3:"},
 		{"bad environment", "", map[string]string{"ENVIRONMENT": "prod"}, `environment "prod"`},
 		{"bad TLS_ENABLED", "", map[string]string{"TLS_ENABLED": "yes please"}, "TLS_ENABLED"},
 		{"bad rate limit", "", map[string]string{"RATE_LIMIT_PER_MINUTE": "ten"}, "RATE_LIMIT_PER_MINUTE"},
