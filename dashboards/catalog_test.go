@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// catalog is the metric catalog of ARCHITECTURE.md §5: the names collectors push and the dashboards
+// catalog is the metric catalog (docs/collector.md, metric catalog): the names collectors push and the dashboards
 // may query. Names are contracts (added to, never renamed), so a dashboard naming anything else
 // shows nothing.
 var catalog = []string{
@@ -54,7 +54,7 @@ func TestMetricNames(t *testing.T) {
 			for _, m := range metricLiteral.FindAllStringSubmatch(q.sql, -1) {
 				used[m[1]] = true
 				if !slices.Contains(catalog, m[1]) {
-					t.Errorf("%s %s: %q is not in the metric catalog (ARCHITECTURE.md §5)", d.file, q.where, m[1])
+					t.Errorf("%s %s: %q is not in the metric catalog (docs/collector.md)", d.file, q.where, m[1])
 				}
 			}
 		}

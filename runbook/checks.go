@@ -129,7 +129,8 @@ func (e *Engine) checkHealth(ctx context.Context, s *Step, out *lineWriter) erro
 	return nil
 }
 
-// defaultSecurityHeaders are the headers ARCHITECTURE §3 puts on every response; HSTS only with TLS.
+// defaultSecurityHeaders are the headers the API puts on every response (docs/api.md, headers on
+// every response); HSTS only with TLS.
 func defaultSecurityHeaders(https bool) []string {
 	h := []string{"X-Content-Type-Options: nosniff", "X-Frame-Options: DENY", "Content-Security-Policy",
 		"Referrer-Policy", "X-Request-ID"}

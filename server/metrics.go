@@ -171,7 +171,7 @@ func newCollectorStatus(ttl time.Duration) *collectorStatus {
 		collections: prometheus.NewDesc("pganalytics_collector_collections_total",
 			"Collection cycles run, as reported by the collector.", l, nil),
 		dropped: prometheus.NewDesc("pganalytics_collector_buffer_dropped_total",
-			"Samples the collector dropped because its spool was full, as reported by the collector.", l, nil),
+			"Batches the collector dropped because its spool was full, as reported by the collector.", l, nil),
 		latest: make(map[string]reported),
 	}
 }

@@ -25,7 +25,7 @@ const (
 	routeStream     = "GET /api/v1/replication/stream"
 )
 
-// routes registers every endpoint of ARCHITECTURE §3 with its role rule.
+// routes registers every endpoint (docs/api.md, endpoints) with its role rule.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {

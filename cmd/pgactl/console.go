@@ -75,6 +75,9 @@ func runConsole(cmd *cobra.Command) error {
 }
 
 func (f *consoleFlags) run(cmd *cobra.Command) error {
+	if f.refresh < time.Second {
+		return exitcode.With(exitcode.Usage, fmt.Errorf("--refresh %s: want at least 1s (the console polls every 1s 2s 5s 10s 30s or 1m)", f.refresh))
+	}
 	mode, err := f.themeMode()
 	if err != nil {
 		return err

@@ -24,6 +24,8 @@ func TestConsoleRefusesBadSetup(t *testing.T) {
 		{"bad theme", map[string]string{client.EnvAPIURL: "http://127.0.0.1:1", client.EnvUsername: "admin", client.EnvPassword: "pw"},
 			[]string{"--theme", "pink"}, "want auto, dark or light"},
 		{"bad URL", map[string]string{client.EnvUsername: "admin", client.EnvPassword: "pw"}, []string{"--api-url", "ftp://x"}, "scheme"},
+		{"refresh below a second", map[string]string{client.EnvAPIURL: "http://127.0.0.1:1", client.EnvUsername: "admin", client.EnvPassword: "pw"},
+			[]string{"--refresh", "500ms"}, "want at least 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

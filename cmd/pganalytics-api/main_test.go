@@ -89,6 +89,7 @@ func TestServeRefusesToStart(t *testing.T) {
 		{"unknown config key", with(), writeConfig(t, "listen = \":1\"\n"), exitcode.Usage, `:1:1: unknown key "listen"`},
 		{"unreadable TLS key", with("TLS_ENABLED", "true", "TLS_CERT_FILE", "/nonexistent/cert.pem", "TLS_KEY_FILE", "/nonexistent/key.pem"), "", exitcode.Usage, "load TLS certificate /nonexistent/cert.pem and key /nonexistent/key.pem"},
 		{"unreachable database", with(), fast, exitcode.Failure, "database unreachable"},
+		{"malformed DATABASE_URL", with("DATABASE_URL", "postgres://u:hunter2@db:notaport/x"), "", exitcode.Usage, "DATABASE_URL is not a valid PostgreSQL connection string"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,6 +10,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
@@ -47,6 +50,11 @@ func serve(ctx context.Context, configPath string, e env) error {
 	tlsConfig, err := server.LoadTLS(cfg)
 	if err != nil {
 		return exitcode.With(exitcode.Usage, err)
+	}
+	// A connection string that cannot be parsed is the configuration's fault (exit 2), not the
+	// database's; its text is left out, it may hold a password.
+	if _, err := pgxpool.ParseConfig(cfg.Database.URL); err != nil {
+		return exitcode.With(exitcode.Usage, errors.New("DATABASE_URL is not a valid PostgreSQL connection string (postgres://user@host:5432/db?sslmode=verify-full, or key=value pairs)"))
 	}
 	log := newLogger(e, cfg.LogLevel)
 	version := buildinfo.String()

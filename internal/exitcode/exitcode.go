@@ -1,5 +1,5 @@
 // Package exitcode carries process exit codes out of cobra commands. The codes are a contract for
-// scripts (ARCHITECTURE §7): 0 ok, 1 a check failed, 2 usage or config error, 3 target unreachable,
+// scripts (docs/architecture.md, exit codes): 0 ok, 1 a check failed, 2 usage or config error, 3 target unreachable,
 // 4 authentication failed. The API server uses 1 for a failure at run time (database unreachable).
 package exitcode
 

@@ -101,6 +101,7 @@ func New(o Options) *Model {
 	})
 	m.poll.Hold = func() bool { return m.paused }
 	if o.Refresh > 0 {
+		m.refreshIdx = 0 // below the first step: the first step
 		for i, d := range refreshSteps() {
 			if d <= o.Refresh {
 				m.refreshIdx = i
