@@ -78,14 +78,7 @@ func checkRBAC(ctx context.Context, e *env) outcome {
 	if e.cfg.ViewerUsername == "" {
 		return skip("no viewer credentials: set PGACTL_VIEWER_USERNAME and PGACTL_VIEWER_PASSWORD")
 	}
-	collectors, err := e.admin.Collectors(ctx)
-	if err != nil {
-		return fail("GET /api/v1/collectors as admin: %v", err)
-	}
-	if len(collectors) == 0 {
-		return skip("no collector registered, so no /api/v1/config/{id} to probe: register one (pganalytics register)")
-	}
-	id := collectors[0].ID
+	// GET /api/v1/users is admin-only and exists on every deployment (the admin is a user).
 	tp, err := e.anon.Login(ctx, e.cfg.ViewerUsername, e.cfg.ViewerPassword)
 	if err != nil {
 		return fail("viewer login of %q: %v: check PGACTL_VIEWER_USERNAME/PGACTL_VIEWER_PASSWORD", e.cfg.ViewerUsername, err)
@@ -95,20 +88,20 @@ func checkRBAC(ctx context.Context, e *env) outcome {
 	if tp.Role != api.RoleViewer {
 		return fail("user %q has role %q: PGACTL_VIEWER_USERNAME must name a viewer", e.cfg.ViewerUsername, tp.Role)
 	}
-	_, err = viewer.Config(ctx, id)
+	_, err = viewer.Users(ctx)
 	var apiErr *client.APIError
 	switch {
 	case err == nil:
-		return fail("viewer %q read /api/v1/config/%s (200): the config endpoints must require the admin role", e.cfg.ViewerUsername, id)
+		return fail("viewer %q listed /api/v1/users (200): the user endpoints must require the admin role", e.cfg.ViewerUsername)
 	case !errors.As(err, &apiErr):
-		return fail("GET /api/v1/config/%s as viewer: %v", id, err)
+		return fail("GET /api/v1/users as viewer: %v", err)
 	case apiErr.Status != http.StatusForbidden:
-		return fail("viewer on /api/v1/config/%s got %d, want 403: fix the API's role check", id, apiErr.Status)
+		return fail("viewer on /api/v1/users got %d, want 403: fix the API's role check", apiErr.Status)
 	}
-	if _, err := e.admin.Config(ctx, id); err != nil {
-		return fail("admin on /api/v1/config/%s: %v, want 200: fix the config handler", id, err)
+	if _, err := e.admin.Users(ctx); err != nil {
+		return fail("admin on /api/v1/users: %v, want 200: fix the users handler", err)
 	}
-	return pass("viewer 403, admin 200 on /api/v1/config/%s", id)
+	return pass("viewer 403, admin 200 on /api/v1/users")
 }
 
 func checkRefreshRotation(ctx context.Context, e *env) outcome {

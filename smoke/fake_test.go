@@ -273,6 +273,17 @@ func (f *fakeAPI) mux() *http.ServeMux {
 		}
 		writeJSON(w, http.StatusOK, api.Collector{ID: fakeCollectorID})
 	}))
+	m.HandleFunc("GET /api/v1/users", func(w http.ResponseWriter, r *http.Request) {
+		role := f.role(r)
+		switch {
+		case role == "":
+			f.writeError(w, http.StatusUnauthorized, "unauthorized", "authentication required")
+		case role != api.RoleAdmin && !f.opts.viewerReadsConfig:
+			f.writeError(w, http.StatusForbidden, "forbidden", "admin role required")
+		default:
+			writeJSON(w, http.StatusOK, map[string]any{"users": []api.User{{ID: "u1", Username: "admin", Role: api.RoleAdmin}}})
+		}
+	})
 	m.HandleFunc("GET /api/v1/config/{id}", func(w http.ResponseWriter, r *http.Request) {
 		role := f.role(r)
 		switch {

@@ -131,7 +131,7 @@ func allChecks() []check {
 		{CheckSecurityHeaders, "responses carry X-Frame-Options: DENY, X-Content-Type-Options: nosniff, a CSP, and HSTS over TLS", checkSecurityHeaders},
 		{CheckTLS, "the server certificate verifies and does not expire within the minimum validity", checkTLS},
 		{CheckLogin, "the admin logs in (Bearer pair, role admin); a wrong password and an unknown user get the same 401", checkLogin},
-		{CheckRBAC, "a viewer gets 403 on GET /api/v1/config/{id}, an admin 200", checkRBAC},
+		{CheckRBAC, "a viewer gets 403 on GET /api/v1/users (admin-only), an admin 200", checkRBAC},
 		{CheckRefreshRotation, "refreshing rotates the pair and the old refresh token is refused", checkRefreshRotation},
 		{CheckCORS, "a preflight from the allowed origin gets CORS headers, one from another origin does not", checkCORS},
 		{CheckSQLInjection, "injection probes on GET /api/v1/metrics parameters and path ids get 4xx or empty answers, never 5xx", checkSQLInjection},

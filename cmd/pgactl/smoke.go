@@ -127,6 +127,7 @@ func newSmokeCmd() *cobra.Command {
 		certMinDays  float64
 		rateRequests int
 		list         bool
+		strict       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "smoke",
@@ -136,8 +137,8 @@ TLS certificate, login, RBAC, refresh-token rotation, CORS, SQL-injection probes
 registration secret, metrics freshness, the seed's SQL checks (with a database URL) and, last,
 rate limiting (it spends the request budget; --skip rate-limit to keep it).
 
-Exit codes: 0 all passed, 1 a check failed, 2 usage or config error, 3 API unreachable,
-4 admin login refused.`,
+Exit codes: 0 all passed, 1 a check failed (or, with --strict, was skipped), 2 usage or config
+error, 3 API unreachable, 4 admin login refused.`,
 		Example: `  # against the local demo (it writes its environment to a file)
   set -a; . ~/.local/state/pgactl/demo/demo.env; set +a; pgactl smoke
   pgactl smoke --api-url https://api.example.com --ca-file ca.pem --username admin -o junit > smoke.xml
@@ -189,7 +190,7 @@ Exit codes: 0 all passed, 1 a check failed, 2 usage or config error, 3 API unrea
 			if err != nil {
 				return exitcode.With(exitcode.Usage, err)
 			}
-			return runSmoke(cmd.Context(), cmd.ErrOrStderr(), cl, suite, rep, retryTimeout)
+			return runSmoke(cmd.Context(), cmd.ErrOrStderr(), cl, suite, rep, retryTimeout, strict)
 		},
 	}
 	fs := cmd.Flags()
@@ -206,6 +207,7 @@ Exit codes: 0 all passed, 1 a check failed, 2 usage or config error, 3 API unrea
 	fs.Float64Var(&certMinDays, "cert-min-days", 14, "fail the TLS check when the certificate expires within this many days")
 	fs.IntVar(&rateRequests, "rate-limit-requests", 300, "requests the rate-limit check sends at most before expecting a 429")
 	fs.BoolVar(&list, "list", false, "list the checks and exit")
+	fs.BoolVar(&strict, "strict", false, "a skipped check fails the run (exit 1), for CI")
 	return cmd
 }
 
@@ -217,7 +219,7 @@ func listChecks(w io.Writer) error {
 	return tw.Flush()
 }
 
-func runSmoke(ctx context.Context, stderr io.Writer, cl *client.Client, suite *smoke.Suite, rep smoke.Reporter, retryTimeout time.Duration) error {
+func runSmoke(ctx context.Context, stderr io.Writer, cl *client.Client, suite *smoke.Suite, rep smoke.Reporter, retryTimeout time.Duration, strict bool) error {
 	if retryTimeout > 0 {
 		if err := smoke.WaitHealthy(ctx, cl, retryTimeout); err != nil {
 			if errors.Is(err, client.ErrUnreachable) {
@@ -247,6 +249,9 @@ func runSmoke(ctx context.Context, stderr io.Writer, cl *client.Client, suite *s
 	}
 	if sum.Failed > 0 {
 		return exitcode.With(exitcode.CheckFailed, fmt.Errorf("%d of %d checks failed", sum.Failed, sum.Passed+sum.Failed+sum.Skipped))
+	}
+	if strict && sum.Skipped > 0 {
+		return exitcode.With(exitcode.CheckFailed, fmt.Errorf("%d of %d checks skipped (--strict): give them what they need (pgactl smoke --list)", sum.Skipped, sum.Passed+sum.Skipped))
 	}
 	return nil
 }

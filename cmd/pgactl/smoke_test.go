@@ -105,6 +105,8 @@ func TestSmokeCommandExitCodes(t *testing.T) {
 	}{
 		{"list", nil, []string{"--list"}, exitcode.OK, "rate-limit"},
 		{"passing check", nil, []string{"--api-url", healthy, "--only", "health"}, exitcode.OK, "PASS  health"},
+		{"a skip passes", nil, []string{"--api-url", healthy, "--only", "health,cors"}, exitcode.OK, "SKIP  cors"},
+		{"a skip fails with --strict", nil, []string{"--api-url", healthy, "--only", "health,cors", "--strict", "-o", "json"}, exitcode.CheckFailed, `"status": "skip"`},
 		{"failing check", nil, []string{"--api-url", degraded, "--only", "health", "-o", "json"}, exitcode.CheckFailed, `"status": "fail"`},
 		{"unreachable", nil, []string{"--api-url", closedPortURL(t)}, exitcode.Unreachable, ""},
 		{"admin login refused", map[string]string{client.EnvPassword: "wrong"}, []string{"--api-url", healthy, "--username", "admin"}, exitcode.Auth, ""},
