@@ -73,7 +73,7 @@ func TestSelectedCheckShowsItsWholeReason(t *testing.T) {
 		m.Update(fake.Press("j"))
 	}
 	v := m.View()
-	if !strings.Contains(v, "rbac: a viewer gets 403") || !strings.Contains(v, "does not check the role") {
+	if !strings.Contains(v, "rbac: a viewer gets 403") || !strings.Contains(v, "fix the API's role check") {
 		t.Errorf("footer does not describe rbac with its reason:\n%s", v)
 	}
 }

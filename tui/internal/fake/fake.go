@@ -223,7 +223,7 @@ func SmokeSuite() *Suite {
 		{Name: smoke.CheckSecurityHeaders, Status: smoke.StatusPass, Duration: ms(8), Message: "X-Frame-Options, X-Content-Type-Options, CSP, Referrer-Policy present"},
 		{Name: smoke.CheckTLS, Status: smoke.StatusSkip, Duration: 0, Message: "plain HTTP: no certificate to check"},
 		{Name: smoke.CheckLogin, Status: smoke.StatusPass, Duration: ms(95), Message: "admin logged in with role admin; bad credentials get one generic 401"},
-		{Name: smoke.CheckRBAC, Status: smoke.StatusFail, Duration: ms(41), Message: "viewer got 200 on GET /api/v1/config/c0ffee00, want 403: the config endpoint does not check the role"},
+		{Name: smoke.CheckRBAC, Status: smoke.StatusFail, Duration: ms(41), Message: "viewer on /api/v1/users got 200, want 403: fix the API's role check"},
 		{Name: smoke.CheckRateLimit, Status: smoke.StatusPass, Duration: ms(1830), Message: "429 after 101 requests, Retry-After 37"},
 	}}
 }
