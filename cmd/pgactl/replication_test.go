@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -327,5 +328,45 @@ func TestReplicationCommand(t *testing.T) {
 				t.Fatalf("exit %d (%v), want %d", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCommandsWaitOutRateLimits: right after a smoke run spent the budget, the API answers 429
+// with Retry-After; a command waits it out instead of failing.
+func TestCommandsWaitOutRateLimits(t *testing.T) {
+	isolateEnv(t)
+	real := replicationAPI(t)
+	var limited atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/replication" && limited.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"error":{"code":"rate_limited","message":"rate limit of 100 requests per minute exceeded; retry in 1 s"}}`)
+			return
+		}
+		proxy, _ := http.NewRequestWithContext(r.Context(), r.Method, real+r.URL.RequestURI(), r.Body)
+		proxy.Header = r.Header
+		resp, err := http.DefaultClient.Do(proxy)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv(client.EnvViewerUsername, "viewer")
+	t.Setenv(client.EnvViewerPassword, "pw")
+	var out bytes.Buffer
+	if err := runReplicationCmd(t, context.Background(), &out, "--api-url", srv.URL, "-o", "json"); err != nil {
+		t.Fatalf("pgactl replication after a 429: %v", err)
+	}
+	if limited.Load() < 2 {
+		t.Fatalf("the 429 was not retried (%d requests)", limited.Load())
 	}
 }

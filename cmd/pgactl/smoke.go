@@ -64,10 +64,16 @@ func (f *apiFlags) resolve(extra client.Context) (client.Context, error) {
 	return c, nil
 }
 
+// cliRateLimitWaits is how many 429 answers one pgactl call waits out before it reports one.
+const cliRateLimitWaits = 3
+
 func (f *apiFlags) newClient(c client.Context) (*client.Client, error) {
 	opts := c.Options()
 	opts.Timeout = f.timeout
 	opts.UserAgent = "pgactl/" + buildinfo.String()
+	// A 429 is the API asking to wait (right after a smoke run spent the budget, say), not a
+	// failure: every command and the console wait out a few, each at most 30 s.
+	opts.RateLimitRetries = cliRateLimitWaits
 	cl, err := client.New(opts)
 	if err != nil {
 		return nil, exitcode.With(exitcode.Usage, err)
