@@ -35,7 +35,7 @@ func apiExit(err error) error {
 	case errors.As(err, new(*buffer.InUseError)):
 		// Another collector runs with this spool: starting a second one needs a person.
 		return exitcode.With(exitcode.Usage, err)
-	case errors.Is(err, sender.ErrUnauthorized):
+	case errors.Is(err, sender.ErrUnauthorized), errors.Is(err, sender.ErrForbidden):
 		return exitcode.With(exitcode.Auth, err)
 	case errors.As(err, &apiErr) && (apiErr.Status == 401 || apiErr.Status == 403):
 		return exitcode.With(exitcode.Auth, err)

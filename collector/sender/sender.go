@@ -27,6 +27,12 @@ type Pusher interface {
 // Retrying cannot help; a person has to register the collector again.
 var ErrUnauthorized = errors.New("the API refused the collector token (401): it was revoked or is invalid; run `pganalytics register` again")
 
+// ErrForbidden means the API refused the collector itself (403): deleted or deregistered, a
+// client certificate missing under mutual TLS, a token that is not a collector's. Every batch
+// would be refused alike, so the collector stops with its spool kept instead of setting batches
+// aside as malformed.
+var ErrForbidden = errors.New("the API refused this collector (403); the spool is kept: see the message, then register again or fix the TLS client certificate")
+
 // ErrNotSpooled is Flush's error on a queue without a spool (buffer.NewMemory): what was not
 // delivered was not kept anywhere either.
 var ErrNotSpooled = errors.New("not delivered and not spooled")
@@ -235,6 +241,9 @@ func (s *Sender) deliver(ctx context.Context, b buffer.Batch) (outcome, time.Dur
 		case apiErr.Status == http.StatusUnauthorized:
 			_ = s.q.Spill()
 			return fatal, 0, fmt.Errorf("%w: %v", ErrUnauthorized, apiErr)
+		case apiErr.Status == http.StatusForbidden:
+			_ = s.q.Spill()
+			return fatal, 0, fmt.Errorf("%w: %v", ErrForbidden, apiErr)
 		case apiErr.Status >= 400 && apiErr.Status < 500 &&
 			apiErr.Status != http.StatusRequestTimeout && apiErr.Status != http.StatusTooManyRequests:
 			reason := fmt.Sprintf("%s: %v", time.Now().UTC().Format(time.RFC3339), apiErr)

@@ -286,24 +286,40 @@ func TestMalformedBatchSetAside(t *testing.T) {
 	}
 }
 
-func TestRevokedTokenStops(t *testing.T) {
-	f := &fakeAPI{answer: func(_ int64, w http.ResponseWriter) bool {
-		w.WriteHeader(http.StatusUnauthorized)
-		io.WriteString(w, `{"error":{"code":"unauthorized","message":"token revoked"}}`)
-		return true
-	}}
-	dir := t.TempDir()
-	q, s := setup(t, f, dir)
-	pushN(t, q, 0, 3)
-	err := s.Run(context.Background())
-	if !errors.Is(err, ErrUnauthorized) {
-		t.Fatalf("Run = %v, want ErrUnauthorized", err)
-	}
-	if f.requests.Load() != 1 {
-		t.Errorf("requests = %d: a refused token must not be retried", f.requests.Load())
-	}
-	if st := q.Stats(); st.DiskBatches != 3 {
-		t.Errorf("batches kept on disk = %d, want 3 (nothing lost)", st.DiskBatches)
+// TestRefusedCollectorStops: a revoked token (401) or a collector the API refuses (403: deleted,
+// no client certificate) stops delivery at once with every batch kept, none set aside as malformed.
+func TestRefusedCollectorStops(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		body   string
+		want   error
+	}{
+		{http.StatusUnauthorized, `{"error":{"code":"token_revoked","message":"token revoked"}}`, ErrUnauthorized},
+		{http.StatusForbidden, `{"error":{"code":"forbidden","message":"a client certificate is required for collectors (mutual TLS)"}}`, ErrForbidden},
+	} {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			f := &fakeAPI{answer: func(_ int64, w http.ResponseWriter) bool {
+				w.WriteHeader(tt.status)
+				io.WriteString(w, tt.body)
+				return true
+			}}
+			dir := t.TempDir()
+			q, s := setup(t, f, dir)
+			pushN(t, q, 0, 3)
+			err := s.Run(context.Background())
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Run = %v, want %v", err, tt.want)
+			}
+			if f.requests.Load() != 1 {
+				t.Errorf("requests = %d: a refused collector must not be retried", f.requests.Load())
+			}
+			if st := q.Stats(); st.DiskBatches != 3 {
+				t.Errorf("batches kept on disk = %d, want 3 (nothing lost)", st.DiskBatches)
+			}
+			if files, _ := filepath.Glob(filepath.Join(dir, buffer.RejectedDir, "*.batch")); len(files) != 0 {
+				t.Errorf("batches set aside as malformed: %v", files)
+			}
+		})
 	}
 }
 
