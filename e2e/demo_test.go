@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -304,4 +305,45 @@ func (w *watchedBuffer) Write(p []byte) (int, error) {
 		w.once.Do(func() { close(w.seen) })
 	}
 	return n, err
+}
+
+// TestDemoCleanupWithoutItsReader: `pgactl demo | tee log` and Ctrl-C, which ends tee first. The
+// demo's last lines then go to a closed pipe; it must still stop everything and remove its
+// credentials.
+func TestDemoCleanupWithoutItsReader(t *testing.T) {
+	t.Parallel()
+	stateDir := t.TempDir()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin("pgactl"), "demo", "--no-console", "--no-workload", "--bin-dir", binDir, "--state-dir", stateDir,
+		"--addr", freeAddr(t))
+	cmd.Env = commandEnv(t)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	// Read like tee until the demo runs, then go away as tee does on Ctrl-C.
+	sc := bufio.NewScanner(r)
+	for sc.Scan() && !strings.Contains(sc.Text(), demoReady) {
+	}
+	r.Close()
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(time.Minute):
+		t.Fatal("pgactl demo did not exit within a minute of SIGINT with its reader gone")
+	}
+	for _, secret := range []string{"demo.env", "monitor.password", "collector.token"} {
+		if _, err := os.Stat(filepath.Join(stateDir, "demo", secret)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s outlives the demo whose reader went away (stat: %v)", secret, err)
+		}
+	}
 }

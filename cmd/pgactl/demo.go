@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -37,6 +39,10 @@ then opens the console on it. Credentials and URLs go to STATE_DIR/demo/demo.env
 Ctrl-C (or quitting the console) stops everything and removes the clusters.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// `pgactl demo | tee log`, then Ctrl-C: tee dies first, and a write to its pipe would kill
+			// this process (SIGPIPE) before the cleanup removes the credentials. Ignored, the write
+			// fails and the cleanup goes on.
+			signal.Ignore(syscall.SIGPIPE)
 			if opts.BinDir == "" {
 				exe, err := os.Executable()
 				if err != nil {
