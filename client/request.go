@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/pganalytics/pganalytics/internal/wait"
 )
 
 // call is one typed API request: path is relative to /api/v1 and may hold {id}, filled (escaped) from
@@ -58,14 +60,7 @@ func (c *Client) waitRateLimit(ctx context.Context, waits int, h http.Header) bo
 	if waits >= c.rateLimitRetries || d <= 0 || d > maxRateLimitWait {
 		return false
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return wait.Sleep(ctx, d)
 }
 
 func (c *Client) doOnce(ctx context.Context, cl call) (response, error) {

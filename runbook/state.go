@@ -14,6 +14,8 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/pganalytics/pganalytics/internal/fileutil"
 )
 
 // Status is the state of a run or of one of its steps.
@@ -240,29 +242,8 @@ func (s *Store) save(st *RunState) error {
 	if err != nil {
 		return fmt.Errorf("encode run state: %w", err)
 	}
-	dir := s.RunDir(st.ID)
-	tmp, err := os.CreateTemp(dir, ".state-*.tmp")
-	if err != nil {
+	if err := fileutil.WriteAtomic(s.statePath(st.ID), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save run state: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save run state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save run state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save run state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), s.statePath(st.ID)); err != nil {
-		return fmt.Errorf("save run state: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename itself durable
-		d.Close()
 	}
 	return nil
 }

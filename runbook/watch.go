@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/pganalytics/pganalytics/internal/fileutil"
 )
 
 // WatchOptions configure a watch: the phase's automated steps repeated every Every for For.
@@ -124,11 +126,7 @@ func writeJSONFile(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return fileutil.WriteAtomic(path, raw, 0o600)
 }
 
 // watchConfirmer lets a round go through: manual steps are a person's checklist (skipped and

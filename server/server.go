@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pganalytics/pganalytics/deploy"
+	"github.com/pganalytics/pganalytics/internal/wait"
 	"github.com/pganalytics/pganalytics/server/alerting"
 	"github.com/pganalytics/pganalytics/server/auth"
 	"github.com/pganalytics/pganalytics/server/config"
@@ -335,7 +336,7 @@ func (s *Server) listenTopology(ctx context.Context) {
 		if err != nil {
 			s.dbError(ctx, "listen_topology", err)
 		}
-		if !sleepCtx(ctx, 5*time.Second) {
+		if !wait.Sleep(ctx, 5*time.Second) {
 			return
 		}
 	}
@@ -363,7 +364,7 @@ func (s *Server) maintainLoop(ctx context.Context) {
 		if err := s.store.Maintain(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			s.dbError(ctx, "maintain", err)
 		}
-		if !sleepCtx(ctx, time.Hour) {
+		if !wait.Sleep(ctx, time.Hour) {
 			return
 		}
 	}
@@ -376,21 +377,10 @@ const rateLimitExpiry = time.Minute
 // expireRateLimitsLoop deletes expired shared buckets; every server does (a cheap, idempotent
 // DELETE), so no leader is needed.
 func (s *Server) expireRateLimitsLoop(ctx context.Context) {
-	for sleepCtx(ctx, rateLimitExpiry) {
+	for wait.Sleep(ctx, rateLimitExpiry) {
 		if _, err := s.store.DeleteExpiredRateLimits(ctx); err != nil && ctx.Err() == nil {
 			s.dbError(ctx, "rate_limits", err)
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

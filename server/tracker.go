@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pganalytics/pganalytics/internal/topology"
+	"github.com/pganalytics/pganalytics/internal/wait"
 	"github.com/pganalytics/pganalytics/server/store"
 )
 
@@ -38,7 +39,7 @@ func (s *Server) trackLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-s.trackWake:
-			if !sleepCtx(ctx, trackMinGap) { // let the pushes of one collection cycle land together
+			if !wait.Sleep(ctx, trackMinGap) { // let the pushes of one collection cycle land together
 				return
 			}
 		}

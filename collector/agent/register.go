@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/fileutil"
 )
 
 // maxTokenBytes bounds the token file: a JWT is well under a kilobyte.
@@ -46,32 +47,13 @@ func Register(ctx context.Context, r Registrar, secret, name, hostname, tokenFil
 	return resp, nil
 }
 
-// writeSecretFile writes data readable by the owner only: temp file, fsync, rename.
+// writeSecretFile writes data readable by the owner only, whole or not at all.
 func writeSecretFile(name string, data []byte) error {
 	dir := filepath.Dir(name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("token directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*")
-	if err != nil {
-		return fmt.Errorf("write token: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write token: %w", err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), name)
-	}
-	if err != nil {
+	if err := fileutil.WriteAtomic(name, data, 0o600); err != nil {
 		return fmt.Errorf("write token: %w", err)
 	}
 	return nil

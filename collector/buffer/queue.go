@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pganalytics/pganalytics/internal/fileutil"
 )
 
 // RejectedDir is the spool's subfolder for batches the API refused as malformed (or spool files
@@ -413,37 +415,11 @@ func (q *Queue) Close() error {
 	return err
 }
 
-// writeFileAtomic writes dir/name so that a crash leaves either the whole file or none: temporary
-// name, fsync, rename, fsync of the directory.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
-	tmp, err := os.CreateTemp(dir, name+".*"+tmpSuffix)
-	if err != nil {
+// writeFileAtomic writes dir/name whole or not at all (a temporary ending in tmpSuffix, which
+// Open sweeps, then fsync, rename, fsync of the directory).
+func writeFileAtomic(dir, name string, data []byte) error {
+	if err := fileutil.WriteAtomic(filepath.Join(dir, name), data, 0o600); err != nil {
 		return fmt.Errorf("spool: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("spool: write %s: %w", name, err)
-	}
-	if err = os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("spool: sync %s: %w", dir, err)
 	}
 	return nil
 }

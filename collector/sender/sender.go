@@ -16,6 +16,7 @@ import (
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/collector/buffer"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/wait"
 )
 
 // Pusher is the API call the sender needs (client.Client implements it).
@@ -105,19 +106,7 @@ func New(q *buffer.Queue, p Pusher, opts Options) *Sender {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{q: q, p: p, opts: opts, randN: rand.N[time.Duration], sleep: sleepCtx}
-}
-
-// sleepCtx waits d, or until ctx ends (false).
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return &Sender{q: q, p: p, opts: opts, randN: rand.N[time.Duration], sleep: wait.Sleep}
 }
 
 // Stats reports the counters.
@@ -266,11 +255,11 @@ func (s *Sender) deliver(ctx context.Context, b buffer.Batch) (outcome, time.Dur
 	if spillErr := s.q.Spill(); spillErr != nil {
 		s.opts.Log.Error("spill to disk", "err", spillErr)
 	}
-	var wait time.Duration
+	var retryAfter time.Duration
 	if apiErr != nil {
-		wait = apiErr.RetryAfter
+		retryAfter = apiErr.RetryAfter
 	}
-	return retry, wait, err
+	return retry, retryAfter, err
 }
 
 // delay is how long to wait before the next attempt after the attempt-th failure in a row: the

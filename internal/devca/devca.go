@@ -19,6 +19,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/pganalytics/pganalytics/internal/fileutil"
 )
 
 // CA issues certificates into Dir.
@@ -171,11 +173,7 @@ func writePEM(path string, mode os.FileMode, kind string, der []byte) error {
 
 // write replaces path whole (a reissued certificate is never seen half written by a reloader).
 func write(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return fmt.Errorf("devca: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := fileutil.WriteAtomic(path, data, mode); err != nil {
 		return fmt.Errorf("devca: %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/wait"
 )
 
 // Replication returns the latest snapshot of every active collector that has sent one, ordered by
@@ -78,9 +79,9 @@ func (s *Store) ListenTopologyWithReconnect(ctx context.Context, fn func(collect
 		if ctx.Err() != nil {
 			return nil
 		}
-		wait := b.next()
-		s.log.Warn("topology listener lost its connection; reconnecting", "err", err, "retry_in", wait)
-		if !sleepCtx(ctx, wait) {
+		delay := b.next()
+		s.log.Warn("topology listener lost its connection; reconnecting", "err", err, "retry_in", delay)
+		if !wait.Sleep(ctx, delay) {
 			return nil
 		}
 	}

@@ -18,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pganalytics/pganalytics/internal/wait"
 )
 
 // Sentinel errors.
@@ -110,7 +112,7 @@ func (s *Store) waitReachable(ctx context.Context, timeout time.Duration) error 
 			return nil
 		}
 		s.log.Warn("database not reachable yet", "attempt", attempt, "err", err)
-		if !sleepCtx(ctx, b.next()) {
+		if !wait.Sleep(ctx, b.next()) {
 			return fmt.Errorf("connect to database: gave up after %s and %d attempts: %w", timeout, attempt, err)
 		}
 	}
@@ -143,18 +145,6 @@ func (b *backoff) next() time.Duration {
 }
 
 func (b *backoff) reset() { b.cur = b.initial }
-
-// sleepCtx sleeps d, reporting false if ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // parseID parses a UUID in its canonical 8-4-4-4-12 form. Anything else is reported as not found so
 // that a malformed id in a URL is a 404, never a database error.
