@@ -114,17 +114,6 @@ func (a *Agent) account(st *pgmetrics.State) {
 	a.lastErr[st.Name] = sig
 }
 
-// Counters are the collector-wide totals since start.
-type Counters struct {
-	Collections int64
-	Failures    int64
-}
-
-// Counters returns the totals.
-func (a *Agent) Counters() Counters {
-	return Counters{Collections: a.collections, Failures: a.failures}
-}
-
 // BufferStats is what the push batch reports about buffering (zero in --dry-run).
 type BufferStats struct {
 	Utilization  float64

@@ -74,9 +74,6 @@ func ParseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// String is the URL without its password.
-func (c *Client) String() string { return c.base.Redacted() }
-
 // Report is one reading of the REST API.
 type Report struct {
 	SystemIdentifier string

@@ -105,15 +105,6 @@ func families() []family {
 	}
 }
 
-// FamilyNames lists the families in collection order, the instance family first.
-func FamilyNames() []string {
-	names := []string{"instance"}
-	for _, f := range families() {
-		names = append(names, f.name)
-	}
-	return names
-}
-
 // currentLSN is the SQL expression for "where WAL is now" on this server: pg_current_wal_lsn() on a
 // primary; on a standby, which may not call it, the furthest of received and replayed WAL.
 func currentLSN(i ServerInfo) string {

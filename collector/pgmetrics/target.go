@@ -70,9 +70,6 @@ func NewTarget(p config.Postgres, log *slog.Logger) (*Target, error) {
 // Name is the [[postgres]] name.
 func (t *Target) Name() string { return t.name }
 
-// Address is host:port.
-func (t *Target) Address() string { return t.address }
-
 // Collect reads the instance within its own timeout. It never fails: an unreachable instance gives
 // a State with Up false and Err set; a family that fails is listed in Failures. replication says
 // whether the [pg_replication] families are due; when not, the previous values are carried over for

@@ -116,15 +116,6 @@ func (p *process) exitedCh() <-chan struct{} {
 	return p.done
 }
 
-func (p *process) exited() bool {
-	select {
-	case <-p.exitedCh():
-		return true
-	default:
-		return false
-	}
-}
-
 func (p *process) lastErr() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

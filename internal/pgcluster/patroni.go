@@ -46,9 +46,6 @@ type PatroniMember struct {
 	log     string
 }
 
-// Address is the member's PostgreSQL host:port.
-func (m *PatroniMember) Address() string { return "127.0.0.1:" + strconv.Itoa(m.PGPort) }
-
 // DSN connects to the member's postgres database as the superuser (trust on loopback).
 func (m *PatroniMember) DSN() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", m.PGPort)

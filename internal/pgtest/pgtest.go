@@ -86,14 +86,6 @@ func scratch(t testing.TB) *pgcluster.Scratch {
 	return s
 }
 
-// TempDir returns a directory the server user can read and write (unlike
-// t.TempDir as root), removed when the test ends: for archive_command
-// targets, hba_file and the like.
-func TempDir(t testing.TB) string {
-	t.Helper()
-	return scratch(t).Dir
-}
-
 // startIn starts a cluster named name in base and registers its removal.
 func startIn(t testing.TB, base, name string, settings map[string]string) *Cluster {
 	t.Helper()
