@@ -327,3 +327,27 @@ func joinQuoted[T ~string](vs []T) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// DestructiveAhead lists, as PHASE/STEP, the destructive steps a run would execute: those of target
+// for a new run, the unfinished ones of resumed when resuming.
+func (rb *Runbook) DestructiveAhead(t Target, resumed *RunState) ([]string, error) {
+	var refs []string
+	if resumed != nil {
+		for _, s := range resumed.Steps {
+			if s.Destructive && s.Status != StatusSucceeded && s.Status != StatusSkipped {
+				refs = append(refs, s.Phase+"/"+s.Step)
+			}
+		}
+		return refs, nil
+	}
+	p, steps, err := rb.Select(t)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range steps {
+		if s.Destructive {
+			refs = append(refs, p.ID+"/"+s.ID)
+		}
+	}
+	return refs, nil
+}

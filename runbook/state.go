@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -246,4 +247,35 @@ func (s *Store) save(st *RunState) error {
 		return fmt.Errorf("save run state: %w", err)
 	}
 	return nil
+}
+
+// FindResumable picks the run to resume: run id when given, else the newest unfinished run (of
+// target, a phase or PHASE/STEP, when given).
+func (s *Store) FindResumable(id, target string) (*RunState, error) {
+	if id != "" {
+		st, err := s.Load(id)
+		if err != nil {
+			return nil, err
+		}
+		if !st.Resumable() {
+			return nil, fmt.Errorf("run %s already succeeded", id)
+		}
+		return st, nil
+	}
+	runs, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range runs {
+		if target != "" && st.Target != target && !strings.HasPrefix(st.Target, target+"/") {
+			continue
+		}
+		if st.Resumable() {
+			return st, nil
+		}
+	}
+	if target != "" {
+		return nil, fmt.Errorf("no unfinished run of %s under %s", target, s.Dir)
+	}
+	return nil, fmt.Errorf("no unfinished run under %s", s.Dir)
 }

@@ -26,12 +26,8 @@ failed test case), -o json for scripts.`,
 			if err != nil {
 				return err
 			}
-			if runID == "" {
-				st, err := store.Latest()
-				if err != nil {
-					return exitcode.With(exitcode.Usage, err)
-				}
-				runID = st.ID
+			if runID, err = runOrLatest(store, runID); err != nil {
+				return err
 			}
 			st, err := store.Load(runID)
 			if err != nil {
