@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pelletier/go-toml/v2"
+	"github.com/pganalytics/pganalytics/internal/tomlfile"
 )
 
 // Environment variables pgactl reads (a contract for scripts and the demo's env file).
@@ -97,22 +96,13 @@ func (f fileContext) holdsSecrets() bool {
 
 // parseContextsFile decodes and validates a contexts file. Unknown keys are errors, so a typo never
 // silently drops a setting.
-func parseContextsFile(data []byte) (contextsFile, error) {
+func parseContextsFile(path string, data []byte) (contextsFile, error) {
 	var cf contextsFile
 	if len(data) > maxConfigBytes {
-		return cf, fmt.Errorf("larger than %d bytes", maxConfigBytes)
+		return cf, fmt.Errorf("%s: larger than %d bytes", path, maxConfigBytes)
 	}
-	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-	if err := dec.Decode(&cf); err != nil {
-		var strict *toml.StrictMissingError
-		if errors.As(err, &strict) {
-			keys := make([]string, 0, len(strict.Errors))
-			for _, e := range strict.Errors {
-				keys = append(keys, strings.Join(e.Key(), "."))
-			}
-			return contextsFile{}, fmt.Errorf("unknown key(s): %s", strings.Join(keys, ", "))
-		}
-		return contextsFile{}, err
+	if err := tomlfile.Decode(path, data, &cf); err != nil {
+		return contextsFile{}, err // path:line:column: what
 	}
 	for name, c := range cf.Contexts {
 		if strings.TrimSpace(name) == "" {
@@ -258,9 +248,9 @@ func loadFileContext(flagName, path string, explicit bool, getenv func(string) s
 		}
 		return Context{}, "", fmt.Errorf("contexts file: %w", err)
 	}
-	cf, err := parseContextsFile(data)
+	cf, err := parseContextsFile(path, data)
 	if err != nil {
-		return Context{}, "", fmt.Errorf("contexts file %s: %w", path, err)
+		return Context{}, "", fmt.Errorf("contexts file: %w", err)
 	}
 	if name == "" {
 		name = cf.CurrentContext

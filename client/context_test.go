@@ -162,7 +162,7 @@ func TestResolveContextErrors(t *testing.T) {
 		{"context without file", Context{Name: "prod"}, "", map[string]string{"HOME": filepath.Join(dir, "nohome")}, "does not exist"},
 		{"secrets in a world-readable file", Context{}, secretOpen, nil, "chmod 600"},
 		{"DSN password in a group-readable file", Context{}, dsnOpen, nil, "chmod 600"},
-		{"typo in a key", Context{}, typo, nil, "unknown key(s): contexts.x.pasword"},
+		{"typo in a key", Context{}, typo, nil, `unknown key "contexts.x.pasword"`},
 		{"empty password file", Context{APIURL: "http://h", PasswordFile: emptyPass}, "", map[string]string{"HOME": filepath.Join(dir, "nohome")}, "is empty"},
 		{"missing password file", Context{APIURL: "http://h"}, "", map[string]string{"HOME": filepath.Join(dir, "nohome"), EnvPasswordFile: filepath.Join(dir, "nope")}, "password file"},
 		{"bad API URL from env", Context{}, "", map[string]string{"HOME": filepath.Join(dir, "nohome"), EnvAPIURL: "localhost:8080"}, "base URL"},
@@ -200,7 +200,7 @@ func TestParseContextsFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseContextsFile([]byte(tt.in))
+			_, err := parseContextsFile("contexts.toml", []byte(tt.in))
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -226,7 +226,7 @@ func FuzzParseContextsFile(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cf, err := parseContextsFile(data)
+		cf, err := parseContextsFile("contexts.toml", data)
 		if err != nil {
 			return
 		}

@@ -12,8 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/buildinfo"
@@ -195,10 +195,8 @@ func addUser(ctx context.Context, databaseURL string, connectTimeout time.Durati
 
 // readPassword takes the first line of stdin, or prompts twice without echo on a terminal.
 func readPassword(e env) (string, error) {
-	if f, ok := e.stdin.(*os.File); ok {
-		if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
-			return promptPassword(f, *t, e.stderr)
-		}
+	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(f.Fd()) {
+		return promptPassword(f.Fd(), e.stderr)
 	}
 	line, err := bufio.NewReaderSize(e.stdin, 4096).ReadString('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
@@ -211,24 +209,15 @@ func readPassword(e env) (string, error) {
 	return pw, nil
 }
 
-func promptPassword(f *os.File, saved unix.Termios, prompt io.Writer) (string, error) {
-	fd := int(f.Fd())
-	noEcho := saved
-	noEcho.Lflag &^= unix.ECHO
-	noEcho.Lflag |= unix.ICANON | unix.ISIG
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &noEcho); err != nil {
-		return "", fmt.Errorf("disable echo: %w", err)
-	}
-	defer func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, &saved) }()
-	r := bufio.NewReader(f)
+func promptPassword(fd uintptr, prompt io.Writer) (string, error) {
 	read := func(label string) (string, error) {
 		fmt.Fprint(prompt, label)
-		line, err := r.ReadString('\n')
+		pw, err := term.ReadPassword(fd)
 		fmt.Fprintln(prompt)
 		if err != nil {
 			return "", errors.New("no password entered")
 		}
-		return strings.TrimRight(line, "\r\n"), nil
+		return string(pw), nil
 	}
 	pw, err := read("Password: ")
 	if err != nil {
