@@ -13,6 +13,7 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/pganalytics/pganalytics/internal/backoff"
 	"github.com/pganalytics/pganalytics/tui/conn"
 	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
@@ -88,7 +89,7 @@ type App struct {
 
 	identity     Identity
 	loggedIn     bool
-	loginBackoff conn.Backoff
+	loginBackoff backoff.Backoff
 	feeds        map[string]conn.Msg
 
 	notice        string
@@ -111,7 +112,7 @@ func newApp(ctx context.Context, cancel context.CancelFunc, o Options, tabs []ta
 		ctx: ctx, cancel: cancel, session: o.Session, apiURL: o.APIURL, user: o.User,
 		theme: o.Theme, keys: o.Keys, now: o.Now, tabs: tabs,
 		width: 80, height: 24, help: h,
-		loginBackoff: conn.Backoff{Min: time.Second, Max: 30 * time.Second},
+		loginBackoff: backoff.Backoff{Min: time.Second, Max: 30 * time.Second},
 		feeds:        map[string]conn.Msg{},
 	}
 }

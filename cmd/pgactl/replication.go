@@ -19,6 +19,7 @@ import (
 
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/backoff"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/internal/topology"
 )
@@ -213,9 +214,9 @@ func (v *replicationView) watch(ctx context.Context, s *apiSession) error {
 // token is renewed; a 4xx other than 429 ends it; other failures wait the backoff (1 s doubling to
 // 30 s, or the server's retry hint or Retry-After when longer) before the next connection.
 func (s *apiSession) follow(ctx context.Context, errOut io.Writer, connect func(ctx context.Context, reset func()) error) error {
-	backoff := time.Second
+	bo := backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
 	for {
-		err := connect(ctx, func() { backoff = time.Second })
+		err := connect(ctx, bo.Reset)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -230,7 +231,7 @@ func (s *apiSession) follow(ctx context.Context, errOut io.Writer, connect func(
 		if errors.As(err, &apiErr) && apiErr.Status != http.StatusTooManyRequests && apiErr.Status < 500 {
 			return exitFor(err)
 		}
-		wait := backoff
+		wait := bo.Next()
 		var se *client.StreamError
 		if errors.As(err, &se) && se.Retry > 0 {
 			wait = se.Retry
@@ -246,7 +247,6 @@ func (s *apiSession) follow(ctx context.Context, errOut io.Writer, connect func(
 			return nil
 		case <-t.C:
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/collector/buffer"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/backoff"
 	"github.com/pganalytics/pganalytics/internal/wait"
 )
 
@@ -281,11 +282,5 @@ func (s *Sender) delay(attempt int, retryAfter time.Duration) time.Duration {
 // half the step fixed, half random, so collectors that lost the API together do not come back in
 // lockstep.
 func (s *Sender) backoff(attempt int) time.Duration {
-	step := s.opts.MinBackoff
-	for i := 1; i < attempt && step < s.opts.MaxBackoff; i++ {
-		step *= 2
-	}
-	step = min(step, s.opts.MaxBackoff)
-	half := step / 2
-	return half + s.randN(step-half+1)
+	return backoff.Jitter(backoff.Step(s.opts.MinBackoff, s.opts.MaxBackoff, attempt), s.randN)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/backoff"
 	"github.com/pganalytics/pganalytics/internal/wait"
 )
 
@@ -67,19 +68,19 @@ func (s *Store) ListenTopology(ctx context.Context, fn func(collectorID string))
 // ListenTopologyWithReconnect is ListenTopology with onReconnect (may be nil) called each time
 // listening resumes after a lost connection, when notifications may have been missed.
 func (s *Store) ListenTopologyWithReconnect(ctx context.Context, fn func(collectorID string), onReconnect func()) error {
-	b := newBackoff(100*time.Millisecond, 10*time.Second)
+	b := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second, Jitter: true}
 	for connected := false; ; {
 		err := s.listen(ctx, fn, func() {
 			if connected && onReconnect != nil {
 				onReconnect()
 			}
 			connected = true
-			b.reset()
+			b.Reset()
 		})
 		if ctx.Err() != nil {
 			return nil
 		}
-		delay := b.next()
+		delay := b.Next()
 		s.log.Warn("topology listener lost its connection; reconnecting", "err", err, "retry_in", delay)
 		if !wait.Sleep(ctx, delay) {
 			return nil

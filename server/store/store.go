@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/pganalytics/pganalytics/internal/backoff"
 	"github.com/pganalytics/pganalytics/internal/wait"
 )
 
@@ -105,14 +105,14 @@ func setRuntimeDefaults(c *pgx.ConnConfig) {
 func (s *Store) waitReachable(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	b := newBackoff(100*time.Millisecond, 5*time.Second)
+	b := &backoff.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second, Jitter: true}
 	for attempt := 1; ; attempt++ {
 		err := s.pool.Ping(ctx)
 		if err == nil {
 			return nil
 		}
 		s.log.Warn("database not reachable yet", "attempt", attempt, "err", err)
-		if !wait.Sleep(ctx, b.next()) {
+		if !wait.Sleep(ctx, b.Next()) {
 			return fmt.Errorf("connect to database: gave up after %s and %d attempts: %w", timeout, attempt, err)
 		}
 	}
@@ -128,23 +128,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	return nil
 }
-
-// backoff is exponential with jitter (each wait is 50-100 % of the current step), capped.
-type backoff struct {
-	initial, cur, max time.Duration
-}
-
-func newBackoff(initial, max time.Duration) *backoff {
-	return &backoff{initial: initial, cur: initial, max: max}
-}
-
-func (b *backoff) next() time.Duration {
-	d := b.cur
-	b.cur = min(2*b.cur, b.max)
-	return d/2 + rand.N(d/2+1)
-}
-
-func (b *backoff) reset() { b.cur = b.initial }
 
 // parseID parses a UUID in its canonical 8-4-4-4-12 form. Anything else is reported as not found so
 // that a malformed id in a URL is a 404, never a database error.

@@ -35,22 +35,3 @@ type Msg struct {
 func Report(source string, err error, retryIn time.Duration) tea.Cmd {
 	return func() tea.Msg { return Msg{Source: source, Err: err, RetryIn: retryIn} }
 }
-
-// Backoff doubles a retry delay from Min up to Max; Reset after a success.
-type Backoff struct {
-	Min, Max time.Duration
-	next     time.Duration
-}
-
-// Next is the delay before the next retry; each call doubles the one after.
-func (b *Backoff) Next() time.Duration {
-	if b.next < b.Min {
-		b.next = b.Min
-	}
-	d := b.next
-	b.next = min(b.next*2, b.Max)
-	return d
-}
-
-// Reset starts over from Min.
-func (b *Backoff) Reset() { b.next = 0 }

@@ -13,6 +13,7 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/backoff"
 	"github.com/pganalytics/pganalytics/tui/conn"
 	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/theme"
@@ -59,7 +60,7 @@ type Model struct {
 	poll          *view.Poller[api.ReplicationResponse]
 	stream        *widget.Pump[api.CollectorTopology]
 	streamGen     int // retry timers of an earlier failure are ignored
-	streamBackoff conn.Backoff
+	streamBackoff backoff.Backoff
 	streamLive    bool
 	streamErr     error
 
@@ -91,7 +92,7 @@ func New(o Options) *Model {
 		state:         newState(o.History),
 		held:          map[string]api.CollectorTopology{},
 		filter:        widget.NewFilter(o.Theme, o.Keys),
-		streamBackoff: conn.Backoff{Min: time.Second, Max: 30 * time.Second},
+		streamBackoff: backoff.Backoff{Min: time.Second, Max: 30 * time.Second},
 		refreshIdx:    2,
 		width:         80,
 		height:        20,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/backoff"
 	"github.com/pganalytics/pganalytics/internal/topology"
 	"github.com/pganalytics/pganalytics/tui/conn"
 	"github.com/pganalytics/pganalytics/tui/keys"
@@ -84,7 +85,7 @@ type Model struct {
 
 	stream        *widget.Pump[api.Event]
 	streamGen     int
-	streamBackoff conn.Backoff
+	streamBackoff backoff.Backoff
 
 	at      time.Time // zero: live
 	past    frame
@@ -110,7 +111,7 @@ func New(o Options) *Model {
 		o.Step = 10 * time.Second
 	}
 	m := &Model{opts: o, keys: o.Keys, width: 80, height: 20,
-		prompt: widget.Input{Limit: 40}, streamBackoff: conn.Backoff{Min: time.Second, Max: 30 * time.Second}}
+		prompt: widget.Input{Limit: 40}, streamBackoff: backoff.Backoff{Min: time.Second, Max: 30 * time.Second}}
 	src := o.Source
 	m.poll = view.NewPoller(o.Context, conn.SourceTopology, func(ctx context.Context) (frame, error) {
 		rr, err := src.Replication(ctx, "")

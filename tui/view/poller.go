@@ -6,6 +6,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 
+	"github.com/pganalytics/pganalytics/internal/backoff"
 	"github.com/pganalytics/pganalytics/tui/conn"
 )
 
@@ -21,7 +22,7 @@ type Poller[T any] struct {
 	source  string
 	fetch   func(context.Context) (T, error)
 	gen     int
-	backoff conn.Backoff
+	backoff backoff.Backoff
 	err     error
 }
 
@@ -43,7 +44,7 @@ type due[T any] struct {
 // NewPoller polls fetch; ctx bounds every request and source names the feed in the connection
 // reports (one of conn.Source*).
 func NewPoller[T any](ctx context.Context, source string, fetch func(context.Context) (T, error)) *Poller[T] {
-	return &Poller[T]{ctx: ctx, source: source, fetch: fetch, backoff: conn.Backoff{Min: time.Second, Max: 30 * time.Second}}
+	return &Poller[T]{ctx: ctx, source: source, fetch: fetch, backoff: backoff.Backoff{Min: time.Second, Max: 30 * time.Second}}
 }
 
 // Fetch fetches now, in the current chain.
