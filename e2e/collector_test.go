@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -312,4 +313,47 @@ func spooledCollectedAt(path string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("push request without collection time or samples")
 	}
 	return req.CollectedAt, nil
+}
+
+// TestCollectorAppliesStoredConfig: an admin stores a longer interval and turns the replication
+// families off (PUT /api/v1/config/{id}); the collector, once it reads it (at start), says so and
+// collects at the new interval; a shorter interval than its file's is refused (the file is the floor).
+func TestCollectorAppliesStoredConfig(t *testing.T) {
+	t.Parallel()
+	const local = time.Second
+	s := startStack(t, local, false)
+	s.waitCycles(2)
+	c := s.apiClient(t)
+	if _, err := c.PutConfig(t.Context(), api.CollectorConfig{CollectorID: s.collectorID, IntervalSeconds: 3, PgReplicationEnabled: false, QueryTimeoutSeconds: 2}); err != nil {
+		t.Fatalf("PUT /api/v1/config: %v", err)
+	}
+	s.kill(demo.ProcessCollector, syscall.SIGTERM)
+	s.restart(demo.ProcessCollector)
+	logFile := filepath.Join(s.dir(), "collector.log")
+	waitFor(t, 30*time.Second, "the collector to apply the stored configuration", func(context.Context) (bool, string) {
+		b, _ := os.ReadFile(logFile)
+		return strings.Contains(string(b), `msg="configuration from the API applied" collector=demo-collector interval=3s was=1s pg_replication=false query_timeout=2s`), "no such line yet"
+	})
+	restarted := time.Now()
+	waitFor(t, time.Minute, "three cycles at the stored interval", func(ctx context.Context) (bool, string) {
+		cycles, err := s.cycles(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		var after []time.Time
+		for _, cy := range cycles {
+			if cy.at.After(restarted) {
+				after = append(after, cy.at)
+			}
+		}
+		if len(after) < 3 {
+			return false, fmt.Sprintf("%d cycles since", len(after))
+		}
+		for i := 1; i < len(after); i++ {
+			if gap := after[i].Sub(after[i-1]); gap < 2500*time.Millisecond {
+				t.Fatalf("cycles %s apart after the stored 3s interval was applied", gap)
+			}
+		}
+		return true, ""
+	})
 }

@@ -79,6 +79,9 @@ func newRootCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 			if err != nil {
 				return err
 			}
+			if token, err := agent.ReadToken(cfg.API.TokenFile); err == nil {
+				a.SetCollectorID(agent.CollectorIDFromToken(token))
+			}
 			if once {
 				return apiExit(a.Once(ctx, c))
 			}

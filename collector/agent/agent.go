@@ -44,7 +44,16 @@ type Agent struct {
 	collections int64
 	failures    int64
 	lastErr     map[string]string // per instance, to log a failure when it starts and when it ends
+
+	collectorID   string          // from the token, to read the stored configuration; "" reads none
+	localTimeouts []time.Duration // each instance's timeout from the local file
+	current       settings        // the interval and families in force (the local file merged with the API's)
+	warnedFloor   bool
 }
+
+// SetCollectorID names the collector, so that Run reads and applies its configuration as stored
+// by the API (see CollectorIDFromToken).
+func (a *Agent) SetCollectorID(id string) { a.collectorID = id }
 
 // New prepares targets for every [[postgres]] table; nothing connects yet.
 func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
@@ -55,10 +64,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Agent, error) {
 			return nil, err
 		}
 		a.targets = append(a.targets, t)
+		a.localTimeouts = append(a.localTimeouts, p.Timeout.D())
 	}
 	if cfg.PgReplication.Enabled {
 		a.every = int64(cfg.PgReplication.Interval.D() / cfg.Collector.Interval.D())
 	}
+	a.current = settings{interval: cfg.Collector.Interval.D(), replication: cfg.PgReplication.Enabled}
 	return a, nil
 }
 
@@ -163,7 +174,7 @@ func (a *Agent) Batch(states []*pgmetrics.State, at time.Time, cycle time.Durati
 			Version:                 buildinfo.String(),
 			Hostname:                a.cfg.Collector.Hostname,
 			Instances:               len(a.targets),
-			IntervalSeconds:         a.cfg.Collector.Interval.D().Seconds(),
+			IntervalSeconds:         a.current.interval.Seconds(),
 			CycleSeconds:            cycle.Seconds(),
 			BufferUtilization:       buf.Utilization,
 			BufferDroppedTotal:      buf.Dropped,
@@ -257,15 +268,29 @@ func (a *Agent) Run(ctx context.Context, p sender.Pusher) error {
 	sendErr := make(chan error, 1)
 	go func() { sendErr <- pl.s.Run(sendCtx) }()
 
-	interval := a.cfg.Collector.Interval.D()
+	local := a.current
+	interval := local.interval
 	a.log.Info("collector started", "instances", len(a.targets), "interval", interval, "api", a.cfg.API.URL,
 		"spool", a.cfg.Buffer.SpoolDir, "version", buildinfo.String())
+	src, remote := p.(ConfigSource)
+	remote = remote && a.collectorID != ""
+	var refreshed time.Time
+	if remote {
+		interval, refreshed = a.refreshConfig(ctx, src, local), time.Now()
+	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var fatal error
 	for {
 		if err := a.collectAndQueue(cycleCtx, pl); err != nil {
 			a.log.Error("cycle", "err", err)
+		}
+		if remote && time.Since(refreshed) >= configRefresh {
+			if next := a.refreshConfig(ctx, src, local); next != interval {
+				interval = next
+				ticker.Reset(interval)
+			}
+			refreshed = time.Now()
 		}
 		select {
 		case <-ctx.Done():

@@ -70,6 +70,9 @@ func NewTarget(p config.Postgres, log *slog.Logger) (*Target, error) {
 // Name is the [[postgres]] name.
 func (t *Target) Name() string { return t.name }
 
+// SetTimeout changes the instance's collection timeout (between cycles, never during one).
+func (t *Target) SetTimeout(d time.Duration) { t.timeout = d }
+
 // Collect reads the instance within its own timeout. It never fails: an unreachable instance gives
 // a State with Up false and Err set; a family that fails is listed in Failures. replication says
 // whether the [pg_replication] families are due; when not, the previous values are carried over for
