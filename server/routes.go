@@ -29,6 +29,7 @@ const (
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc) {
+		s.patterns = append(s.patterns, pattern)
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			infoOf(r).route = pattern
 			h(w, r)
@@ -41,6 +42,7 @@ func (s *Server) routes() http.Handler {
 	handle(routeHealth, s.handleHealth)
 	handle(routeLive, s.handleLive)
 	handle(routeReady, s.handleReady)
+	handle(routeOpenAPI, s.handleOpenAPI)
 	handle("POST /api/v1/auth/login", s.handleLogin)
 	handle("POST /api/v1/auth/refresh", s.handleRefresh)
 	handle("POST /api/v1/auth/logout", viewer(s.handleLogout))

@@ -83,6 +83,9 @@ type Server struct {
 	regSecret  [sha256.Size]byte
 	handler    http.Handler
 
+	patterns []string // the routes registered, in order (the OpenAPI document must list the same)
+	openapi  []byte   // GET /api/v1/openapi.json
+
 	draining   atomic.Bool  // SIGTERM came: readiness fails, responses close their connections
 	readyUntil atomic.Int64 // unix nanos until which the last good store ping answers readiness
 
@@ -197,6 +200,11 @@ func New(opts Options) (*Server, error) {
 		sum := sha256.Sum256([]byte(t))
 		s.metricsToken = sum[:]
 	}
+	doc, err := openAPIDocument(s.version)
+	if err != nil {
+		return nil, fmt.Errorf("openapi document: %w", err)
+	}
+	s.openapi = doc
 	s.handler = s.instrument(s.cors(s.rateLimit(s.routes())))
 	if cfg.Metrics.ListenAddr != "" {
 		s.metricsHandler = s.instrument(s.metricsRoutes())
