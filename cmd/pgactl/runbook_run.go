@@ -1,18 +1,15 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/pganalytics/pganalytics/cmd/pgactl/internal/runbookcli"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/runbook"
 )
@@ -113,19 +110,19 @@ func runRunbook(cmd *cobra.Command, f *runFlags, target string) error {
 		return err
 	}
 	out := cmd.OutOrStdout()
-	conf := &stdinConfirmer{in: cmd.InOrStdin(), out: out, yes: f.yes, destructive: f.confirmDestructive}
+	conf := &runbookcli.Confirmer{In: cmd.InOrStdin(), Out: out, Yes: f.yes, Destructive: f.confirmDestructive}
 	eng, err := runbook.NewEngine(rb, env, runbook.Options{
 		StateDir:  store.Dir,
 		Operator:  runbook.CurrentOperator(),
 		Confirmer: conf,
-		OnEvent:   func(ev runbook.Event) { printEvent(out, ev) },
+		OnEvent:   func(ev runbook.Event) { runbookcli.PrintEvent(out, ev) },
 		Smoke:     envSmoke{env: env},
 	})
 	if err != nil {
 		return exitcode.With(exitcode.Usage, err)
 	}
 	if f.dryRun {
-		return printPlan(cmd.Context(), out, eng, env, t)
+		return runbookcli.PrintPlan(cmd.Context(), out, eng, env, t)
 	}
 	fmt.Fprintf(out, "runbook: %s (%s)\nenvironment: %s", rb.Title, rb.Source, env.Name)
 	if env.LoopbackOnly {
@@ -179,77 +176,4 @@ func runExit(err error, yes bool) error {
 		return exitcode.With(exitcode.Unreachable, err)
 	}
 	return exitcode.With(exitcode.CheckFailed, err)
-}
-
-// printPlan is --dry-run: every step as it would run; configuration problems exit 2.
-func printPlan(ctx context.Context, w io.Writer, eng *runbook.Engine, env *runbook.Environment, t runbook.Target) error {
-	plan, err := eng.Plan(ctx, t)
-	if err != nil {
-		return exitcode.With(exitcode.Usage, err)
-	}
-	fmt.Fprintf(w, "dry run of %s in environment %s: nothing is executed\n", t, env.Name)
-	if len(env.Commands) > 0 {
-		names := make([]string, 0, len(env.Commands))
-		for n := range env.Commands {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		fmt.Fprintf(w, "command steps may call the environment's commands: %s\n", strings.Join(names, ", "))
-	}
-	var unsimulated, broken []string
-	for i, ps := range plan {
-		fmt.Fprintf(w, "\n[%d/%d] %s/%s  %s (%s)\n", i+1, len(plan), ps.Phase, ps.Step.ID, ps.Step.Title, ps.Step.Kind)
-		for _, l := range ps.Would {
-			fmt.Fprintf(w, "    %s\n", l)
-		}
-		ref := ps.Phase + "/" + ps.Step.ID
-		if ps.CannotSimulate != "" {
-			unsimulated = append(unsimulated, ref+": "+ps.CannotSimulate)
-		}
-		if ps.Err != nil {
-			for _, l := range strings.Split(ps.Err.Error(), "\n") {
-				fmt.Fprintf(w, "    PROBLEM: %s\n", l)
-			}
-			broken = append(broken, ref)
-		}
-	}
-	if len(unsimulated) > 0 {
-		fmt.Fprintf(w, "\ncannot simulate %d steps:\n", len(unsimulated))
-		for _, u := range unsimulated {
-			fmt.Fprintf(w, "  %s\n", u)
-		}
-	}
-	if len(broken) > 0 {
-		return exitcode.With(exitcode.Usage, fmt.Errorf("%d steps cannot run as configured: %s", len(broken), strings.Join(broken, ", ")))
-	}
-	fmt.Fprintf(w, "\n%d steps ready\n", len(plan))
-	return nil
-}
-
-// printEvent is the CLI's rendering of the engine's events.
-func printEvent(w io.Writer, ev runbook.Event) {
-	switch ev.Kind {
-	case runbook.EventRunStarted:
-		fmt.Fprintf(w, "run %s: %d steps\n", ev.RunID, ev.Total)
-	case runbook.EventStepStarted:
-		kind := string(ev.Step.Kind)
-		if ev.Step.Kind == runbook.KindCheck {
-			kind += " " + string(ev.Step.Check)
-		}
-		if ev.Attempt > 1 {
-			kind += fmt.Sprintf(", attempt %d", ev.Attempt)
-		}
-		fmt.Fprintf(w, "\n[%d/%d] %s/%s  %s (%s)\n", ev.Index, ev.Total, ev.Phase, ev.Step.ID, ev.Step.Title, kind)
-	case runbook.EventOutput:
-		fmt.Fprintf(w, "    | %s\n", ev.Line)
-	case runbook.EventStepFinished:
-		switch ev.Status {
-		case runbook.StatusSucceeded:
-			fmt.Fprintf(w, "    ok (%s)\n", ev.Duration.Round(time.Millisecond))
-		case runbook.StatusSkipped:
-			fmt.Fprintln(w, "    skipped")
-		default:
-			fmt.Fprintf(w, "    %s: %v\n", strings.ToUpper(string(ev.Status)), ev.Err)
-		}
-	}
 }

@@ -2,12 +2,12 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pganalytics/pganalytics/cmd/pgactl/internal/runbookcli"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/runbook"
 )
@@ -40,7 +40,7 @@ func newRunbookStatusCmd() *cobra.Command {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "RUN\tTARGET\tENV\tSTATUS\tSTARTED\tBY")
 				for _, r := range runs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Target, r.Env, runStatus(store, r),
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Target, r.Env, runbookcli.RunStatus(store, r),
 						r.StartedAt.Local().Format(time.DateTime), r.Operator)
 				}
 				return tw.Flush()
@@ -58,7 +58,7 @@ func newRunbookStatusCmd() *cobra.Command {
 				return writeJSON(w, st)
 			}
 			fmt.Fprintf(w, "run %s: %s\n  target %s, environment %s, runbook %s\n  started %s by %s, updated %s\n",
-				st.ID, runStatus(store, st), st.Target, st.Env, st.Runbook,
+				st.ID, runbookcli.RunStatus(store, st), st.Target, st.Env, st.Runbook,
 				st.StartedAt.Local().Format(time.DateTime), st.Operator, st.UpdatedAt.Local().Format(time.DateTime))
 			if st.Error != "" {
 				fmt.Fprintf(w, "  error: %s\n", st.Error)
@@ -71,7 +71,7 @@ func newRunbookStatusCmd() *cobra.Command {
 				if !s.StartedAt.IsZero() && !s.EndedAt.IsZero() {
 					dur = s.EndedAt.Sub(s.StartedAt).Round(time.Millisecond).String()
 				}
-				fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d\t%s\t%s\n", s.Phase, s.Step, s.Kind, s.Status, s.Attempts, dur, firstLine(s.Error))
+				fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d\t%s\t%s\n", s.Phase, s.Step, s.Kind, s.Status, s.Attempts, dur, runbookcli.FirstLine(s.Error))
 			}
 			tw.Flush()
 			if st.Resumable() && !store.InProgress(st.ID) {
@@ -85,17 +85,4 @@ func newRunbookStatusCmd() *cobra.Command {
 	cmd.Flags().StringVar(&runID, "run", "", "run id (default: the latest)")
 	cmd.Flags().BoolVar(&all, "all", false, "list every run")
 	return cmd
-}
-
-// runStatus tells a live run from one whose process died (its state still says running).
-func runStatus(store *runbook.Store, st *runbook.RunState) string {
-	if st.Status == runbook.StatusRunning && !store.InProgress(st.ID) {
-		return "interrupted (the process running it stopped)"
-	}
-	return string(st.Status)
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
 }
