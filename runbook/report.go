@@ -2,12 +2,13 @@ package runbook
 
 import (
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pganalytics/pganalytics/internal/junit"
 )
 
 // reportOutputLines is how many of a step's last output lines a report keeps.
@@ -154,85 +155,32 @@ func mdEscape(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
 }
 
-// JUnit XML: one test suite per phase, one test case per step; a failed step is a failure, a
-// skipped or pending one skipped, the output excerpt its system-out.
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     float64      `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name      string      `xml:"name,attr"`
-	Tests     int         `xml:"tests,attr"`
-	Failures  int         `xml:"failures,attr"`
-	Skipped   int         `xml:"skipped,attr"`
-	Time      float64     `xml:"time,attr"`
-	Timestamp string      `xml:"timestamp,attr,omitempty"`
-	Cases     []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      float64       `xml:"time,attr"`
-	Failure   *junitMessage `xml:"failure,omitempty"`
-	Skipped   *junitMessage `xml:"skipped,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitMessage struct {
-	Message string `xml:"message,attr"`
-	Text    string `xml:",chardata"`
-}
-
-// WriteJUnit writes the report as JUnit XML, for CI systems.
+// WriteJUnit writes the report as JUnit XML, for CI systems: one suite per phase, one test case
+// per step; a failed, interrupted or crashed step is a failure, a skipped or pending one skipped,
+// the output excerpt its system-out.
 func (r Report) WriteJUnit(w io.Writer) error {
-	out := junitSuites{Name: "pgactl runbook " + r.Run + " " + r.Target}
+	doc := junit.Suites{Name: "pgactl runbook " + r.Run + " " + r.Target}
 	suites := map[string]int{}
 	for _, s := range r.Steps {
 		i, ok := suites[s.Phase]
 		if !ok {
-			i = len(out.Suites)
+			i = len(doc.Suites)
 			suites[s.Phase] = i
-			out.Suites = append(out.Suites, junitSuite{Name: s.Phase})
+			doc.Suites = append(doc.Suites, junit.Suite{Name: s.Phase})
 			if !s.StartedAt.IsZero() {
-				out.Suites[i].Timestamp = s.StartedAt.UTC().Format("2006-01-02T15:04:05")
+				doc.Suites[i].Timestamp = s.StartedAt.UTC().Format("2006-01-02T15:04:05")
 			}
 		}
-		suite := &out.Suites[i]
-		c := junitCase{Name: s.Step + ": " + s.Title, Classname: "runbook." + s.Phase, Time: s.Seconds, SystemOut: s.Output}
+		c := junit.NewCase(s.Step+": "+s.Title, "runbook."+s.Phase, time.Duration(s.Seconds*float64(time.Second)))
+		c.SystemOut = s.Output
 		switch s.Status {
 		case StatusSucceeded:
 		case StatusSkipped, StatusPending:
-			c.Skipped = &junitMessage{Message: string(s.Status)}
-			suite.Skipped++
+			c.Skipped = &junit.Message{Message: string(s.Status)}
 		default: // failed, interrupted, running (a crashed run)
-			c.Failure = &junitMessage{Message: string(s.Status) + ": " + s.Error, Text: s.Error}
-			suite.Failures++
+			c.Failure = &junit.Message{Message: string(s.Status) + ": " + s.Error, Text: s.Error}
 		}
-		suite.Tests++
-		suite.Time += s.Seconds
-		suite.Cases = append(suite.Cases, c)
+		doc.Suites[i].Add(c)
 	}
-	for _, s := range out.Suites {
-		out.Tests += s.Tests
-		out.Failures += s.Failures
-		out.Skipped += s.Skipped
-		out.Time += s.Time
-	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return fmt.Errorf("junit report: %w", err)
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return doc.Write(w)
 }

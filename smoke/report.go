@@ -2,7 +2,6 @@ package smoke
 
 import (
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
+	"github.com/pganalytics/pganalytics/internal/junit"
 )
 
 // Reporter renders a run. Start gets the names about to run, Result each finished check in order,
@@ -145,89 +145,36 @@ func (j *jsonReporter) Finish(s Summary) error {
 	})
 }
 
-// JUnit XML as CI systems (Jenkins, GitLab, GitHub test reporters) read it.
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     string       `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name      string      `xml:"name,attr"`
-	Tests     int         `xml:"tests,attr"`
-	Failures  int         `xml:"failures,attr"`
-	Errors    int         `xml:"errors,attr"`
-	Skipped   int         `xml:"skipped,attr"`
-	Time      string      `xml:"time,attr"`
-	Timestamp string      `xml:"timestamp,attr"`
-	Cases     []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Time      string        `xml:"time,attr"`
-	Failure   *junitMessage `xml:"failure,omitempty"`
-	Skipped   *junitMessage `xml:"skipped,omitempty"`
-	SystemOut string        `xml:"system-out,omitempty"`
-}
-
-type junitMessage struct {
-	Message string `xml:"message,attr"`
-	Type    string `xml:"type,attr,omitempty"`
-	Text    string `xml:",chardata"`
-}
-
 type junitReporter struct {
 	w       io.Writer
 	started time.Time
-	cases   []junitCase
+	suite   junit.Suite
 }
 
 func (j *junitReporter) Start([]string) error {
 	j.started = time.Now()
+	j.suite = junit.Suite{Name: "smoke", Timestamp: j.started.UTC().Format("2006-01-02T15:04:05")}
 	return nil
 }
 
-func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
-
 func (j *junitReporter) Result(r Result) error {
-	c := junitCase{Name: r.Name, Classname: "pgactl.smoke", Time: seconds(r.Duration)}
+	c := junit.NewCase(r.Name, "pgactl.smoke", r.Duration)
 	switch r.Status {
 	case StatusFail:
-		c.Failure = &junitMessage{Message: r.Message, Type: "fail", Text: r.Message}
+		c.Failure = &junit.Message{Message: r.Message, Type: "fail", Text: r.Message}
 	case StatusSkip:
-		c.Skipped = &junitMessage{Message: r.Message}
+		c.Skipped = &junit.Message{Message: r.Message}
 	default:
 		c.SystemOut = r.Message
 	}
-	j.cases = append(j.cases, c)
+	j.suite.Add(c)
 	return nil
 }
 
 func (j *junitReporter) Finish(s Summary) error {
-	total := s.Passed + s.Failed + s.Skipped
-	doc := junitSuites{
-		Name: "pgactl smoke", Tests: total, Failures: s.Failed, Skipped: s.Skipped, Time: seconds(s.Duration),
-		Suites: []junitSuite{{
-			Name: "smoke", Tests: total, Failures: s.Failed, Skipped: s.Skipped, Time: seconds(s.Duration),
-			Timestamp: j.started.UTC().Format("2006-01-02T15:04:05"), Cases: j.cases,
-		}},
-	}
-	if _, err := io.WriteString(j.w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(j.w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(j.w, "\n")
-	return err
+	j.suite.Time = junit.Seconds(s.Duration) // the run's wall time: checks may overlap waits
+	doc := junit.Suites{Name: "pgactl smoke", Time: junit.Seconds(s.Duration), Suites: []junit.Suite{j.suite}}
+	return doc.Write(j.w)
 }
 
 // tapReporter writes TAP version 14: the plan first, a YAML block under each failure.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pganalytics/pganalytics/internal/junit"
 )
 
 var sampleResults = []Result{
@@ -83,7 +85,7 @@ func TestJUnitReport(t *testing.T) {
 	if !strings.HasPrefix(out, "<?xml") {
 		t.Errorf("no XML header: %s", out)
 	}
-	var doc junitSuites
+	var doc junit.Suites
 	if err := xml.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatal(err)
 	}
