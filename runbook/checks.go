@@ -57,6 +57,8 @@ func (e *Engine) runCheck(ctx context.Context, s *Step, out *lineWriter) error {
 		return e.checkGrafana(ctx, s, out)
 	case CheckRollbackTrigger:
 		return e.checkRollbackTriggers(ctx, s, out)
+	case CheckAlertmanager:
+		return e.checkAlertmanager(ctx, s, out)
 	case CheckSmoke:
 		if e.opts.Smoke == nil {
 			return errSmokeNotWired

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pganalytics/pganalytics/internal/amtest"
 	"github.com/pganalytics/pganalytics/internal/pgtest"
 )
 
@@ -687,4 +688,36 @@ func countLines(t *testing.T, path string) int {
 		t.Fatal(err)
 	}
 	return strings.Count(string(data), "\n")
+}
+
+// TestAlertmanagerCheck against a real Alertmanager: ready passes and names its version; a second
+// URL that does not answer fails the check, naming it.
+func TestAlertmanagerCheck(t *testing.T) {
+	am := amtest.Start(t)
+	for _, tt := range []struct {
+		name, urls, wantErr string
+	}{
+		{"one ready", am.URL, ""},
+		{"one of two away", am.URL + ", http://127.0.0.1:1", "1 of 2 Alertmanagers not answering: http://127.0.0.1:1"},
+		{"none configured", "", "no Alertmanager URL"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rb := mustParse(t, "title = \"c\"\n[[phase]]\nid = \"p\"\ntitle = \"P\"\n[[phase.step]]\nid = \"s\"\ntitle = \"S\"\nkind = \"check\"\ncheck = \"alertmanager\"\nurl = \"${AM}\"\n")
+			rec := &recorder{}
+			e := newTestEngine(t, rb, mustEnv(t, true, map[string]string{"AM": tt.urls}, nil), Options{OnEvent: rec.on})
+			st, err := e.Run(context.Background(), Target{Phase: "p"})
+			if tt.wantErr == "" {
+				if err != nil || st.Status != StatusSucceeded {
+					t.Fatalf("status %s, %v", st.Status, err)
+				}
+				if out := strings.Join(rec.lines(), "\n"); !strings.Contains(out, "ready, Alertmanager 0.") {
+					t.Errorf("output does not name the version:\n%s", out)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
 }

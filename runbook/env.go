@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -381,7 +382,13 @@ func urlPassword(v string) string {
 func checkLoopbackVar(name, value string) error {
 	switch {
 	case looksLikeHTTPURL(value):
-		return checkLoopbackURL(value)
+		// A list of URLs (ALERTMANAGER_URLS): each must be loopback.
+		for _, u := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+			if err := checkLoopbackURL(u); err != nil {
+				return err
+			}
+		}
+		return nil
 	case looksLikeDSN(value):
 		return checkLoopbackDSN(value)
 	case strings.HasSuffix(strings.ToUpper(name), "HOST"):

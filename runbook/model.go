@@ -106,10 +106,11 @@ const (
 	CheckSecurity        Check = "security"          // the smoke suite's security checks, then every user and role listed
 	CheckGrafana         Check = "grafana"           // every dashboard query runs as the Grafana role and returns rows
 	CheckRollbackTrigger Check = "rollback-triggers" // the plan's six rollback trigger conditions, none tripped
+	CheckAlertmanager    Check = "alertmanager"      // every Alertmanager of url answers ready
 )
 
 var checks = []Check{CheckHTTPHealth, CheckSecurityHeaders, CheckTLSExpiry, CheckPostgres, CheckPgMonitor,
-	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers, CheckPerformance, CheckSecurity, CheckGrafana, CheckRollbackTrigger}
+	CheckRegistration, CheckAPIMetrics, CheckSmoke, CheckAlertsEvaluated, CheckAlertDelivery, CheckAPIServers, CheckPerformance, CheckSecurity, CheckGrafana, CheckRollbackTrigger, CheckAlertmanager}
 
 // Duration is a time.Duration written as a Go duration string ("30s", "5m", "1h30m"). It is a
 // struct, not an integer type, so that a bare integer is refused with its line, not read as

@@ -153,13 +153,14 @@ var (
 		CheckSecurity:        {"url", "username", "password"},
 		CheckGrafana:         {"database", "role"},
 		CheckRollbackTrigger: {"url", "servers", "database"},
+		CheckAlertmanager:    {"url"},
 	}
 	checkRequired = map[Check][]string{
 		CheckHTTPHealth: {"url"}, CheckSecurityHeaders: {"url"}, CheckTLSExpiry: {"url"},
 		CheckRegistration: {"url", "secret", "name", "hostname"}, CheckAPIMetrics: {"url", "username", "password"},
 		CheckAlertsEvaluated: {"url", "username", "password"}, CheckAlertDelivery: {"url", "username", "password"},
 		CheckAPIServers: {"servers"}, CheckPerformance: {"url"}, CheckSecurity: {"url", "username", "password"},
-		CheckRollbackTrigger: {"url"},
+		CheckRollbackTrigger: {"url"}, CheckAlertmanager: {"url"},
 	}
 )
 

@@ -248,6 +248,8 @@ COLLECTOR_CONFIG=`+dir+`/collector.toml
 DEMO_DIR=`+dir+`
 PGACTL_API_URL=`+apiURL+`
 PGACTL_CA_FILE=
+PGACTL_API_SERVERS=api=`+apiURL+`
+ALERTMANAGER_URL=
 PGACTL_CORS_ORIGIN=http://localhost:3000
 PGACTL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/pganalytics?sslmode=disable
 PGACTL_PASSWORD=demo-admin-pw-123

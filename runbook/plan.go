@@ -138,6 +138,8 @@ func (e *Engine) planCheck(s *Step, resolve func(field, v string) string, would 
 			days = DefaultMinDays
 		}
 		would("TLS handshake with %s: expect a valid certificate for %d more days", base, days)
+	case CheckAlertmanager:
+		would("GET {each of %s}/-/ready and /api/v2/status: expect every Alertmanager ready", base)
 	case CheckRollbackTrigger:
 		dsn := resolve("database", s.databaseRef())
 		e.planLoopbackDSN(dsn, errs)

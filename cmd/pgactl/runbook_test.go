@@ -217,7 +217,7 @@ func TestRunbookShippedDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	demoEnv := "PGACTL_API_URL=http://127.0.0.1:8080\nPGACTL_USERNAME=admin\nPGACTL_PASSWORD=pw-123456789\nPGACTL_VIEWER_USERNAME=viewer\n" +
-		"PGACTL_VIEWER_PASSWORD=pw-987654321\nPGACTL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/pganalytics\nPGACTL_CORS_ORIGIN=http://localhost:3000\nPGACTL_CA_FILE=\n" +
+		"PGACTL_VIEWER_PASSWORD=pw-987654321\nPGACTL_DATABASE_URL=postgres://postgres@127.0.0.1:5432/pganalytics\nPGACTL_CORS_ORIGIN=http://localhost:3000\nPGACTL_CA_FILE=\nPGACTL_API_SERVERS=\nALERTMANAGER_URL=\n" +
 		"REGISTRATION_SECRET=0123456789abcdef0123456789abcdef\nCOLLECTOR_CONFIG=" + demoDir + "/collector.toml\nBIN_DIR=/nonexistent/bin\n" +
 		"DEMO_DIR=" + demoDir + "\nPRIMARY_URL=postgres://postgres@127.0.0.1:5433/postgres\nSTANDBY_URL=postgres://postgres@127.0.0.1:5434/postgres\nBACKUP_DIR=" + demoDir + "/backups\n"
 	if err := os.WriteFile(filepath.Join(demoDir, "demo.env"), []byte(demoEnv), 0o600); err != nil {

@@ -335,6 +335,7 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		}
 	}
 
+	vars["ALERTMANAGER_URL"] = "" // none unless installed
 	// Alertmanager, when installed (make deps installs it), so that the alerts' whole path runs:
 	// `pgactl alerts test` proves delivery, its web UI shows what the API sends.
 	if amURL, err := st.startAlertmanager(ctx, o.APIAddr); err != nil {
