@@ -130,7 +130,7 @@ func TestRollbackTriggerWhenCollectorStops(t *testing.T) {
 		t.Fatalf("rollback triggers on a healthy stack: exit %d\n%s", code, out)
 	}
 	s.kill(demo.ProcessCollector, syscall.SIGKILL)
-	time.Sleep(5 * interval) // past the 3 intervals a collector may stay silent
+	time.Sleep(12 * time.Second) // past the 3 intervals (10 s at least) a collector may stay silent
 	out, code := run()
 	if code != 1 || !strings.Contains(out, "TRIPPED  Collectors unable to push") || !strings.Contains(out, collectorName+" silent") ||
 		!strings.Contains(out, "pgactl rollback --env demo") {

@@ -15,10 +15,11 @@ const triggerWindow = 15 * time.Minute
 
 // The plan's thresholds.
 const (
-	maxFailedAuthFraction = 0.10 // "> 10% failed authentication"
-	minAuthAttempts       = 10   // below this many attempts a fraction means nothing
-	maxDBErrorsPerMinute  = 5    // "DB connection errors > 5/min"
-	stalePushIntervals    = 3    // a collector silent this many intervals is "unable to push"
+	maxFailedAuthFraction = 0.10             // "> 10% failed authentication"
+	minAuthAttempts       = 10               // below this many attempts a fraction means nothing
+	maxDBErrorsPerMinute  = 5                // "DB connection errors > 5/min"
+	stalePushIntervals    = 3                // a collector silent this many intervals is "unable to push",
+	minStalePush          = 10 * time.Second // and at least this long: a short interval on a busy machine is no outage
 )
 
 // trigger is one of the plan's rollback trigger conditions, evaluated.
@@ -200,7 +201,7 @@ func storeTriggers(ctx context.Context, conn *pgx.Conn) ([]trigger, error) {
 		switch {
 		case age < 0:
 			silent = append(silent, name+" never pushed")
-		case interval > 0 && age > stalePushIntervals*interval:
+		case interval > 0 && age > max(stalePushIntervals*interval, minStalePush.Seconds()):
 			silent = append(silent, fmt.Sprintf("%s silent %.0fs (interval %.0fs)", name, age, interval))
 		}
 	}
@@ -208,7 +209,7 @@ func storeTriggers(ctx context.Context, conn *pgx.Conn) ([]trigger, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	push := trigger{name: "Collectors unable to push", evidence: fmt.Sprintf("all %d collectors pushed within %d intervals", total, stalePushIntervals)}
+	push := trigger{name: "Collectors unable to push", evidence: fmt.Sprintf("all %d collectors pushed within %d intervals (%s at least)", total, stalePushIntervals, minStalePush)}
 	if len(silent) > 0 {
 		push.tripped, push.evidence = true, strings.Join(silent, ", ")
 	}
