@@ -403,11 +403,13 @@ func medianSample(rounds []WatchRound) Sample {
 
 // Trend thresholds.
 const (
-	trendRounds       = 4    // rounds a trend needs
-	rssGrowthFlag     = 0.10 // RSS up in every one of the last rounds and by more than this in all
-	dbAcceleration    = 2.0  // the last interval's growth rate against the median rate
+	trendRounds       = 4        // rounds a trend needs
+	rssGrowthFlag     = 0.10     // RSS up in every one of the last rounds and by more than this in all,
+	rssGrowthMinBytes = 16 << 20 // and by more than this: a fresh server warming up grows a few MiB
+	dbAcceleration    = 2.0      // the last interval's growth rate against the median rate
 	dbGrowthMinBytes  = 1 << 20
 	baselineP95Factor = 2.0
+	minP95Requests    = 50
 	baselineRSSFactor = 1.5
 )
 
@@ -425,9 +427,10 @@ func findings(rounds []WatchRound, baseline *Sample) []string {
 				growing = false
 			}
 		}
-		if first := last[0].Sample.APIRSSBytes; growing && first > 0 && (last[len(last)-1].Sample.APIRSSBytes-first)/first > rssGrowthFlag {
+		first, final := last[0].Sample.APIRSSBytes, last[len(last)-1].Sample.APIRSSBytes
+		if growing && first > 0 && (final-first)/first > rssGrowthFlag && final-first > rssGrowthMinBytes {
 			out = append(out, fmt.Sprintf("API RSS grew in each of the last %d rounds, %.0f → %.0f MiB: a memory leak?", trendRounds,
-				first/(1<<20), last[len(last)-1].Sample.APIRSSBytes/(1<<20)))
+				first/(1<<20), final/(1<<20)))
 		}
 		var rates []float64
 		for i := 1; i < n; i++ {
@@ -449,7 +452,8 @@ func findings(rounds []WatchRound, baseline *Sample) []string {
 	}
 	if baseline != nil && n > 0 {
 		cur := rounds[n-1].Sample
-		if baseline.P95Seconds > 0 && cur.P95Seconds > baselineP95Factor*baseline.P95Seconds {
+		// A p95 over a handful of requests is noise: compared from minP95Requests on.
+		if baseline.P95Seconds > 0 && cur.Requests >= minP95Requests && cur.P95Seconds > baselineP95Factor*baseline.P95Seconds {
 			out = append(out, fmt.Sprintf("p95 %s against the baseline's %s", secs(cur.P95Seconds), secs(baseline.P95Seconds)))
 		}
 		if baseline.APIRSSBytes > 0 && cur.APIRSSBytes > baselineRSSFactor*baseline.APIRSSBytes {

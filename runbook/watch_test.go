@@ -13,7 +13,7 @@ func TestWatchFindings(t *testing.T) {
 		var out []WatchRound
 		for i := range rss {
 			out = append(out, WatchRound{N: i + 1, Sample: Sample{At: t0.Add(time.Duration(i) * 15 * time.Minute),
-				APIRSSBytes: rss[i], DatabaseBytes: db[i], P95Seconds: 0.01, CollectorSuccess: 1}})
+				APIRSSBytes: rss[i], DatabaseBytes: db[i], P95Seconds: 0.01, Requests: 100, CollectorSuccess: 1}})
 		}
 		return out
 	}
@@ -28,7 +28,8 @@ func TestWatchFindings(t *testing.T) {
 	}{
 		{"steady", rounds(steady, linear), nil, nil},
 		{"too few rounds for a trend", rounds([]float64{50 * mib, 60 * mib, 70 * mib}, linear[:3]), nil, nil},
-		{"rss grows round after round", rounds([]float64{50 * mib, 52 * mib, 56 * mib, 60 * mib, 66 * mib}, linear), nil, []string{"API RSS grew in each of the last 4 rounds"}},
+		{"rss grows round after round", rounds([]float64{50 * mib, 55 * mib, 62 * mib, 70 * mib, 80 * mib}, linear), nil, []string{"API RSS grew in each of the last 4 rounds"}},
+		{"a fresh server warming up", rounds([]float64{44 * mib, 45 * mib, 46 * mib, 48 * mib, 49 * mib}, linear), nil, nil},
 		{"database growth accelerates", rounds(steady, []float64{100 * mib, 110 * mib, 120 * mib, 130 * mib, 170 * mib}), nil, []string{"database growth not linear"}},
 		{"p95 twice the baseline", rounds(steady, linear), &Sample{P95Seconds: 0.004, APIRSSBytes: 50 * mib, CollectorSuccess: 1}, []string{"p95 10ms against the baseline's 4ms"}},
 		{"rss far above the baseline", rounds(steady, linear), &Sample{P95Seconds: 0.01, APIRSSBytes: 20 * mib}, []string{"API RSS 50 MiB against the baseline's 20 MiB"}},
