@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/pganalytics/pganalytics/client"
 )
@@ -20,7 +19,7 @@ func (e *Engine) checkAlertmanager(ctx context.Context, s *Step, out *lineWriter
 	if err != nil {
 		return fmt.Errorf("url: %w", err)
 	}
-	urls := strings.FieldsFunc(list, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	urls := splitList(list)
 	if len(urls) == 0 {
 		return fmt.Errorf("no Alertmanager URL: set the environment's ALERTMANAGER_URLS (the API's [alerting] alertmanager_urls)")
 	}

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"unicode"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -383,7 +382,7 @@ func checkLoopbackVar(name, value string) error {
 	switch {
 	case looksLikeHTTPURL(value):
 		// A list of URLs (ALERTMANAGER_URLS): each must be loopback.
-		for _, u := range strings.FieldsFunc(value, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+		for _, u := range splitList(value) {
 			if err := checkLoopbackURL(u); err != nil {
 				return err
 			}

@@ -28,6 +28,11 @@ const defaultSettle = 5 * time.Second
 // readyPoll is how often a rolling step asks a restarted server whether it is ready.
 const readyPoll = 250 * time.Millisecond
 
+// splitList splits a list written with commas, spaces or both ("a,b", "a b", "a, b").
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+}
+
 var serverNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // ParseServers reads a servers list: NAME=URL entries separated by commas or whitespace, e.g.
@@ -35,7 +40,7 @@ var serverNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 func ParseServers(list string) ([]Server, error) {
 	var out []Server
 	seen := map[string]bool{}
-	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+	for _, f := range splitList(list) {
 		name, raw, ok := strings.Cut(f, "=")
 		if !ok || !serverNameRe.MatchString(name) {
 			return nil, fmt.Errorf("servers: %q: want NAME=URL with NAME of letters, digits, '.', '_' and '-'", f)

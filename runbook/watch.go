@@ -57,24 +57,22 @@ type WatchRound struct {
 
 // WatchState is a watch as kept in STATE_DIR/watches/ID.json after every round.
 type WatchState struct {
-	ID        string        `json:"id"`
-	Phase     string        `json:"phase"`
-	Env       string        `json:"env"`
-	Every     Duration      `json:"every"`
-	For       Duration      `json:"for"`
-	Baseline  string        `json:"baseline_file,omitempty"`
-	Record    string        `json:"record_baseline_file,omitempty"`
-	Operator  string        `json:"operator"`
-	StartedAt time.Time     `json:"started_at"`
-	EndsAt    time.Time     `json:"ends_at"`
-	Status    Status        `json:"status"`
-	Rounds    []WatchRound  `json:"rounds"`
-	Median    *Sample       `json:"baseline,omitempty"` // the median of the rounds so far
-	Findings  []string      `json:"findings,omitempty"` // every finding, once
-	last      *scrapeMemory // the previous round's scrape, for rates (not kept)
+	ID        string       `json:"id"`
+	Phase     string       `json:"phase"`
+	Env       string       `json:"env"`
+	Every     Duration     `json:"every"`
+	For       Duration     `json:"for"`
+	Baseline  string       `json:"baseline_file,omitempty"`
+	Record    string       `json:"record_baseline_file,omitempty"`
+	Operator  string       `json:"operator"`
+	StartedAt time.Time    `json:"started_at"`
+	EndsAt    time.Time    `json:"ends_at"`
+	Status    Status       `json:"status"`
+	Rounds    []WatchRound `json:"rounds"`
+	Median    *Sample      `json:"baseline,omitempty"` // the median of the rounds so far
+	Findings  []string     `json:"findings,omitempty"` // every finding, once
+	last      *scrape      // the previous round's scrape, for rates (not kept)
 }
-
-type scrapeMemory struct{ s scrape }
 
 func (s *Store) watchesDir() string            { return filepath.Join(s.Dir, "watches") }
 func (s *Store) watchPath(id string) string    { return filepath.Join(s.watchesDir(), id+".json") }
@@ -206,7 +204,7 @@ func (e *Engine) continueWatch(ctx context.Context, w *WatchState, onRound func(
 			for _, s := range st.Steps {
 				if s.Kind != KindManual && s.Status != StatusSucceeded {
 					r.Status = StatusFailed
-					r.Failed = append(r.Failed, s.Step+": "+firstLineOf(s.Error))
+					r.Failed = append(r.Failed, s.Step+": "+FirstLine(s.Error))
 				}
 			}
 		} else {
@@ -274,7 +272,8 @@ func failedRounds(w *WatchState) int {
 	return n
 }
 
-func firstLineOf(s string) string {
+// FirstLine is s up to its first line break: an error's summary.
+func FirstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
@@ -301,9 +300,9 @@ func (e *Engine) sample(ctx context.Context, w *WatchState) Sample {
 		s.APIError = err.Error()
 	} else {
 		s.APIRSSBytes = gauge(cur, "process_resident_memory_bytes")
-		prev := scrape{at: time.Time{}, families: nil}
+		var prev scrape // the first round: rates since the server started
 		if w.last != nil {
-			prev = w.last.s
+			prev = *w.last
 		}
 		if !prev.at.IsZero() {
 			if dt := cur.at.Sub(prev.at).Seconds(); dt > 0 {
@@ -317,7 +316,7 @@ func (e *Engine) sample(ctx context.Context, w *WatchState) Sample {
 		if s.Requests > 0 {
 			s.ErrorRate = (serverErrors(cur) - serverErrors(prev)) / s.Requests
 		}
-		w.last = &scrapeMemory{s: cur}
+		w.last = &cur
 	}
 	conn, _, err := e.connect(ctx, probe.databaseRef())
 	if err != nil {

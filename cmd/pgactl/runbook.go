@@ -64,14 +64,20 @@ func (s *runbookSource) store() (*runbook.Store, error) {
 	return &runbook.Store{Dir: dir}, nil
 }
 
-// loadEnv loads --env NAME|FILE (default $PGACTL_ENV, else the shipped demo).
-func loadEnv(nameOrPath, stateDir string) (*runbook.Environment, error) {
+// envName is --env NAME|FILE, defaulting to $PGACTL_ENV, else the shipped demo.
+func envName(nameOrPath string) string {
 	if nameOrPath == "" {
 		nameOrPath = os.Getenv("PGACTL_ENV")
 	}
 	if nameOrPath == "" {
 		nameOrPath = "demo"
 	}
+	return nameOrPath
+}
+
+// loadEnv loads --env NAME|FILE (default $PGACTL_ENV, else the shipped demo).
+func loadEnv(nameOrPath, stateDir string) (*runbook.Environment, error) {
+	nameOrPath = envName(nameOrPath)
 	if runbook.IsFileRef(nameOrPath) {
 		abs, err := filepath.Abs(nameOrPath)
 		if err != nil {

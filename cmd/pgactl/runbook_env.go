@@ -31,12 +31,7 @@ func newRunbookEnvCmd() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			if raw {
-				if name == "" {
-					name = os.Getenv("PGACTL_ENV")
-				}
-				if name == "" {
-					name = "demo"
-				}
+				name = envName(name)
 				if runbook.IsFileRef(name) {
 					data, err := os.ReadFile(name)
 					if err != nil {

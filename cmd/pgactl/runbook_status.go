@@ -71,7 +71,7 @@ func newRunbookStatusCmd() *cobra.Command {
 				if !s.StartedAt.IsZero() && !s.EndedAt.IsZero() {
 					dur = s.EndedAt.Sub(s.StartedAt).Round(time.Millisecond).String()
 				}
-				fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d\t%s\t%s\n", s.Phase, s.Step, s.Kind, s.Status, s.Attempts, dur, runbookcli.FirstLine(s.Error))
+				fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%d\t%s\t%s\n", s.Phase, s.Step, s.Kind, s.Status, s.Attempts, dur, runbook.FirstLine(s.Error))
 			}
 			tw.Flush()
 			if st.Resumable() && !store.InProgress(st.ID) {

@@ -300,8 +300,3 @@ func RunStatus(store *runbook.Store, st *runbook.RunState) string {
 	}
 	return string(st.Status)
 }
-
-func FirstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
-}
