@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/pganalytics/pganalytics/internal/api"
@@ -55,6 +56,19 @@ type Store interface {
 	Observe(ctx context.Context, now time.Time) ([]alerting.Observation, error)
 	SaveAlerts(ctx context.Context, at time.Time, by string, alerts []alerting.Alert) error
 	LoadAlerts(ctx context.Context) (store.AlertsState, error)
+	SetTeamRoles(ctx context.Context, userID string, roles []string) error
+	CreateRunbookRun(ctx context.Context, run api.RunbookRun, user, holder string, ttl time.Duration) (api.RunbookRun, store.RunbookLease, error)
+	TakeRunbookLease(ctx context.Context, id, token, user, holder string, ttl time.Duration) (store.RunbookLease, error)
+	ReleaseRunbookLease(ctx context.Context, id, token string) error
+	SaveRunbookRun(ctx context.Context, id, token string, run api.RunbookRun, ttl time.Duration) error
+	AppendRunbookRecord(ctx context.Context, id, token, user string, record json.RawMessage) error
+	RunbookRecords(ctx context.Context, id string) ([]api.RunbookRecord, error)
+	RunbookVersion(ctx context.Context, id string) (int64, error)
+	RunbookRun(ctx context.Context, id string) (api.RunbookRun, error)
+	RunbookRuns(ctx context.Context, limit int) ([]api.RunbookRun, error)
+	PendingApprovals(ctx context.Context) ([]api.PendingApproval, error)
+	DecideApproval(ctx context.Context, id string, req api.ApprovalRequest, user string) (api.Approval, error)
+
 	RunAsLeader(ctx context.Context, lockID int64, retry time.Duration, fn func(ctx context.Context))
 	Maintain(ctx context.Context, now time.Time) error
 }

@@ -73,6 +73,8 @@ type Server struct {
 	metrics    *metrics
 	stats      *requestStats
 	hub        *topologyHub
+	shutdown   chan struct{} // closed when the listener shuts down: the runbook streams end
+	endStreams sync.Once
 	trackWake  chan struct{} // a collector pushed: the topology tracker should look
 	pushGate   *pushGate
 	throttle   store.ThrottlePolicy
@@ -138,12 +140,13 @@ func New(opts Options) (*Server, error) {
 		Help: "Requests whose rate limit this server decided alone because the store's shared buckets did not answer in time.",
 	}, func() float64 { return float64(limiter.Fallbacks()) }))
 	s := &Server{
-		cfg:     cfg,
-		store:   opts.Store,
-		log:     log,
-		version: opts.Version,
-		name:    name,
-		started: time.Now(),
+		shutdown: make(chan struct{}),
+		cfg:      cfg,
+		store:    opts.Store,
+		log:      log,
+		version:  opts.Version,
+		name:     name,
+		started:  time.Now(),
 		tokens: auth.NewTokens([]byte(cfg.JWTSecretKey), auth.TTLs{
 			Access: cfg.Auth.AccessTokenTTL.D(), Refresh: cfg.Auth.RefreshTokenTTL.D(), Collector: cfg.Auth.CollectorTokenTTL.D(),
 		}, time.Now),
@@ -233,6 +236,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	srv.RegisterOnShutdown(s.hub.close)
+	srv.RegisterOnShutdown(func() { s.endStreams.Do(func() { close(s.shutdown) }) })
 	var msrv *http.Server
 	if s.metricsHandler != nil {
 		mln, err := net.Listen("tcp", s.cfg.Metrics.ListenAddr)

@@ -161,6 +161,7 @@ type User struct {
 	ID        string    `json:"id"`
 	Username  string    `json:"username"`
 	Role      string    `json:"role"`
+	TeamRoles []string  `json:"team_roles,omitempty"` // deployment-lead, database-lead, … (TeamRoles)
 	CreatedAt time.Time `json:"created_at"`
 }
 

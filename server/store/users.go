@@ -80,13 +80,19 @@ func (s *Store) UserByID(ctx context.Context, id string) (api.User, error) {
 
 // ListUsers returns every user ordered by username.
 func (s *Store) ListUsers(ctx context.Context) ([]api.User, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id::text, username, role, created_at FROM users ORDER BY username`)
+	rows, err := s.pool.Query(ctx, `
+		SELECT u.id::text, u.username, u.role, u.created_at,
+			coalesce((SELECT array_agg(t.role ORDER BY t.role) FROM team_roles t WHERE t.user_id = u.id), '{}')
+		FROM users u ORDER BY u.username`)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	users, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (api.User, error) {
 		var u api.User
-		err := row.Scan(&u.ID, &u.Username, &u.Role, &u.CreatedAt)
+		err := row.Scan(&u.ID, &u.Username, &u.Role, &u.CreatedAt, &u.TeamRoles)
+		if len(u.TeamRoles) == 0 {
+			u.TeamRoles = nil
+		}
 		return u, err
 	})
 	if err != nil {

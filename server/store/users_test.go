@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestUsers(t *testing.T) {
 
 	t.Run("lookup", func(t *testing.T) {
 		rec, err := s.UserByUsername(ctx, "alice")
-		if err != nil || rec.User != alice || rec.PasswordHash != "$argon2id$hash" {
+		if err != nil || !reflect.DeepEqual(rec.User, alice) || rec.PasswordHash != "$argon2id$hash" {
 			t.Fatalf("UserByUsername = %+v, %v", rec, err)
 		}
 		_, err = s.UserByUsername(ctx, "nobody")
@@ -65,7 +66,7 @@ func TestUsers(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				u, err := s.UserByID(ctx, tc.id)
 				wantErr(t, err, tc.want)
-				if tc.want == nil && u != alice {
+				if tc.want == nil && !reflect.DeepEqual(u, alice) {
 					t.Fatalf("UserByID = %+v", u)
 				}
 			})
