@@ -140,6 +140,9 @@ func DefaultConfigPath(getenv func(string) string) string {
 	return ""
 }
 
+// ErrNoAPIURL: no flag, variable or context names the API.
+var ErrNoAPIURL = errors.New("no API URL")
+
 // ResolveContext merges flags, environment and contexts file, field by field, in that precedence.
 // configPath (the --config flag) overrides PGACTL_CONFIG, which overrides the default path; a file
 // named explicitly must exist, the default one may not. The context is flags.Name, else PGACTL_CONTEXT,
@@ -217,7 +220,7 @@ func ResolveContext(flags Context, configPath string, getenv func(string) string
 		if configPath != "" {
 			where = configPath
 		}
-		return Context{}, fmt.Errorf("no API URL: pass --api-url, set %s, or add api_url to a context in %s", EnvAPIURL, where)
+		return Context{}, fmt.Errorf("%w: pass --api-url, set %s, or add api_url to a context in %s", ErrNoAPIURL, EnvAPIURL, where)
 	}
 	if _, err := normalizeBaseURL(out.APIURL); err != nil {
 		return Context{}, err

@@ -169,36 +169,7 @@ type StreamHandlers struct {
 
 // Stream is StreamReplication with a handler per event type.
 func (c *Client) Stream(ctx context.Context, h StreamHandlers) error {
-	r := c.newRequest(ctx, c.stream).
-		SetHeader("Accept", "text/event-stream").
-		SetHeader("Cache-Control", "no-cache").
-		SetDoNotParseResponse(true)
-	const path = "/replication/stream"
-	resp, err := r.Get(APIPrefix + path)
-	if err != nil {
-		return c.transportError(ctx, http.MethodGet, path, err)
-	}
-	body := resp.RawBody()
-	defer body.Close()
-	if status := resp.StatusCode(); status < 200 || status > 299 {
-		b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
-		return newAPIError(status, resp.Header(), b, time.Now())
-	}
-	if ct := resp.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		return fmt.Errorf("replication stream: content type %q, want text/event-stream", ct)
-	}
-	// Closing the body unblocks the scanner as soon as the caller cancels or the stream goes idle.
-	stop := context.AfterFunc(ctx, func() { body.Close() })
-	defer stop()
-	idle := &idleReader{r: body, idle: c.streamIdle}
-	idle.timer = time.AfterFunc(c.streamIdle, func() {
-		idle.expired.Store(true)
-		body.Close()
-	})
-	defer idle.timer.Stop()
-
-	var p sseParser
-	err = p.parse(idle, func(ev sseEvent) error {
+	return c.streamEvents(ctx, "/replication/stream", func(ev sseEvent) error {
 		switch {
 		case ev.Type == "topology" && h.Topology != nil:
 			var topo api.CollectorTopology
@@ -215,6 +186,40 @@ func (c *Client) Stream(ctx context.Context, h StreamHandlers) error {
 		}
 		return nil
 	})
+}
+
+// streamEvents follows the event stream at path (relative to /api/v1, already escaped) until ctx
+// ends or the stream does: a *StreamError, or ctx's error.
+func (c *Client) streamEvents(ctx context.Context, path string, fn func(sseEvent) error) error {
+	r := c.newRequest(ctx, c.stream).
+		SetHeader("Accept", "text/event-stream").
+		SetHeader("Cache-Control", "no-cache").
+		SetDoNotParseResponse(true)
+	resp, err := r.Get(APIPrefix + path)
+	if err != nil {
+		return c.transportError(ctx, http.MethodGet, path, err)
+	}
+	body := resp.RawBody()
+	defer body.Close()
+	if status := resp.StatusCode(); status < 200 || status > 299 {
+		b, _ := io.ReadAll(io.LimitReader(body, 64<<10))
+		return newAPIError(status, resp.Header(), b, time.Now())
+	}
+	if ct := resp.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
+		return fmt.Errorf("event stream: content type %q, want text/event-stream", ct)
+	}
+	// Closing the body unblocks the scanner as soon as the caller cancels or the stream goes idle.
+	stop := context.AfterFunc(ctx, func() { body.Close() })
+	defer stop()
+	idle := &idleReader{r: body, idle: c.streamIdle}
+	idle.timer = time.AfterFunc(c.streamIdle, func() {
+		idle.expired.Store(true)
+		body.Close()
+	})
+	defer idle.timer.Stop()
+
+	var p sseParser
+	err = p.parse(idle, fn)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}

@@ -3,6 +3,7 @@ package runbook
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ const (
 	AuditRunStarted   = "run_started"
 	AuditRunResumed   = "run_resumed"
 	AuditConfirmation = "confirmation"
+	AuditApproval     = "approval"
 	AuditStep         = "step"
 	AuditRunFinished  = "run_finished"
 )
@@ -43,6 +45,9 @@ type AuditRecord struct {
 	// confirmation records
 	Prompt   string `json:"prompt,omitempty"`
 	Decision string `json:"decision,omitempty"`
+
+	// approval records: who approved or rejected (Decision), their comments in Output
+	Approvers []string `json:"approvers,omitempty"`
 
 	// run_started records
 	Runbook  string            `json:"runbook,omitempty"`
@@ -85,7 +90,7 @@ func (a *auditLog) close() error { return a.f.Close() }
 const maxAuditLine = 4 << 20
 
 // ReadAudit returns a run's audit records in order.
-func (s *Store) ReadAudit(id string) ([]AuditRecord, error) {
+func (s *Store) ReadAudit(_ context.Context, id string) ([]AuditRecord, error) {
 	if !runIDRe.MatchString(id) {
 		return nil, fmt.Errorf("invalid run id %q", id)
 	}

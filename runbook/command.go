@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -44,7 +45,11 @@ func (e *Engine) script(s *Step) string {
 // to it; secrets reach the processes but never the command line or the log.
 func (e *Engine) runCommand(ctx context.Context, runID string, s *Step, extra map[string]string, out *lineWriter) (int, error) {
 	cmd := exec.CommandContext(ctx, "bash", "-c", e.script(s))
-	env := map[string]string{VarRunID: runID, VarRunDir: e.store.RunDir(runID)}
+	runDir := e.store.RunDir(runID)
+	if err := os.MkdirAll(runDir, 0o700); err != nil {
+		return -1, fmt.Errorf("run directory: %w", err)
+	}
+	env := map[string]string{VarRunID: runID, VarRunDir: runDir}
 	for k, v := range extra {
 		env[k] = v
 	}

@@ -13,11 +13,15 @@ import (
 
 // Options configures an Engine; every field is optional.
 type Options struct {
-	StateDir  string      // where runs are kept; default DefaultStateDir()
-	Operator  string      // who runs it, for the audit log; default CurrentOperator()
-	Confirmer Confirmer   // answers prompts; nil: a manual or destructive step stops the run, a failure is final
-	OnEvent   func(Event) // receives every event synchronously, one at a time, in order; must not block long
-	Smoke     SmokeSuite  // runs the check "smoke"; nil: that check fails with "smoke suite not wired"
+	StateDir string   // local state (watches, run directories, local runs); default DefaultStateDir()
+	Runs     RunStore // where runs are kept; default the local state directory (&Store{Dir: StateDir})
+	// BreakGlass, when set, is why a step that needs approval runs without it: only for a local run
+	// (the API is down), recorded in the run's audit log and report.
+	BreakGlass string
+	Operator   string      // who runs it, for the audit log; default CurrentOperator()
+	Confirmer  Confirmer   // answers prompts; nil: a manual or destructive step stops the run, a failure is final
+	OnEvent    func(Event) // receives every event synchronously, one at a time, in order; must not block long
+	Smoke      SmokeSuite  // runs the check "smoke"; nil: that check fails with "smoke suite not wired"
 }
 
 // Engine runs the steps of one runbook in one environment. It is safe to run one run at a time per
@@ -26,7 +30,8 @@ type Engine struct {
 	rb        *Runbook
 	env       *Environment
 	opts      Options
-	store     *Store
+	store     *Store   // local state
+	runs      RunStore // where runs are kept
 	killGrace time.Duration
 	emitMu    sync.Mutex
 }
@@ -46,18 +51,30 @@ func NewEngine(rb *Runbook, env *Environment, opts Options) (*Engine, error) {
 	if opts.Operator == "" {
 		opts.Operator = CurrentOperator()
 	}
-	return &Engine{rb: rb, env: env, opts: opts, store: &Store{Dir: opts.StateDir}, killGrace: defaultKillGrace}, nil
+	e := &Engine{rb: rb, env: env, opts: opts, store: &Store{Dir: opts.StateDir}, runs: opts.Runs, killGrace: defaultKillGrace}
+	if e.runs == nil {
+		e.runs = e.store
+	}
+	return e, nil
 }
 
-// Store is where the engine keeps its runs.
+// Store is the engine's local state directory (watches, run directories).
 func (e *Engine) Store() *Store { return e.store }
+
+// Runs is where the engine keeps its runs.
+func (e *Engine) Runs() RunStore { return e.runs }
 
 // run is a run being executed by this process.
 type run struct {
 	state *RunState
 	steps []*Step
-	audit *auditLog
+	lease RunLease
+	// pctx persists the run: not cancelled with the run, so that an interrupted run is recorded.
+	pctx context.Context
 }
+
+func (r *run) save() error                  { return r.lease.Save(r.pctx, r.state) }
+func (r *run) record(rec AuditRecord) error { return r.lease.Append(r.pctx, rec) }
 
 // Run starts a new run of a phase or of one step and executes it. It returns the final state
 // (also when it fails) and an error when the run did not succeed: a step failure (ErrStepFailed,
@@ -69,34 +86,26 @@ func (e *Engine) Run(ctx context.Context, t Target) (*RunState, error) {
 		return nil, err
 	}
 	now := time.Now().UTC()
-	id, unlock, err := e.store.create(now)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	st := &RunState{
-		ID: id, Runbook: e.rb.Source, Title: e.rb.Title, Env: e.env.Name, Target: t.String(),
+		Runbook: e.rb.Source, Title: e.rb.Title, Env: e.env.Name, Target: t.String(),
 		Operator: e.opts.Operator, Status: StatusRunning, StartedAt: now, UpdatedAt: now,
 	}
 	for _, s := range steps {
 		st.Steps = append(st.Steps, StepState{Phase: phase.ID, Step: s.ID, Title: s.Title, Kind: s.Kind,
-			Destructive: s.Destructive, Status: StatusPending})
+			Destructive: s.Destructive, Approve: s.Approve, Status: StatusPending})
 	}
-	if err := e.store.save(st); err != nil {
-		return nil, err
-	}
-	audit, err := openAudit(e.store.AuditPath(id))
+	lease, err := e.runs.Create(ctx, st)
 	if err != nil {
 		return nil, err
 	}
-	r := &run{state: st, steps: steps, audit: audit}
+	r := &run{state: st, steps: steps, lease: lease, pctx: context.WithoutCancel(ctx)}
 	cmds := make(map[string]string, len(e.env.Commands))
 	for k, v := range e.env.Commands {
 		cmds[k] = e.env.Redact(v)
 	}
-	if err := audit.append(AuditRecord{Time: now, Run: id, Event: AuditRunStarted, Who: e.opts.Operator,
+	if err := r.record(AuditRecord{Time: now, Run: st.ID, Event: AuditRunStarted, Who: e.opts.Operator,
 		Runbook: e.rb.Source, Env: e.env.Name, Target: st.Target, Commands: cmds}); err != nil {
-		audit.close()
+		lease.Release()
 		return nil, err
 	}
 	return e.execute(ctx, r)
@@ -106,7 +115,7 @@ func (e *Engine) Run(ctx context.Context, t Target) (*RunState, error) {
 // failed or interrupted step runs again, then the rest. The engine must have been built with the
 // run's runbook and environment (RunState.Runbook, RunState.Env).
 func (e *Engine) Resume(ctx context.Context, runID string) (*RunState, error) {
-	st, err := e.store.Load(runID)
+	st, err := e.runs.Load(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -119,11 +128,16 @@ func (e *Engine) Resume(ctx context.Context, runID string) (*RunState, error) {
 	if st.Env != e.env.Name {
 		return st, fmt.Errorf("run %s used environment %s, not %s", runID, st.Env, e.env.Name)
 	}
-	unlock, err := e.store.lock(runID)
+	st, lease, err := e.runs.Acquire(ctx, runID)
 	if err != nil {
 		return st, err
 	}
-	defer unlock()
+	release := true
+	defer func() {
+		if release {
+			lease.Release()
+		}
+	}()
 	steps := make([]*Step, len(st.Steps))
 	for i, ss := range st.Steps {
 		p, ok := e.rb.Phase(ss.Phase)
@@ -136,26 +150,23 @@ func (e *Engine) Resume(ctx context.Context, runID string) (*RunState, error) {
 		}
 		steps[i] = s
 	}
-	audit, err := openAudit(e.store.AuditPath(runID))
-	if err != nil {
-		return st, err
-	}
+	r := &run{state: st, steps: steps, lease: lease, pctx: context.WithoutCancel(ctx)}
 	now := time.Now().UTC()
 	st.Status, st.Error, st.FinishedAt, st.UpdatedAt = StatusRunning, "", time.Time{}, now
-	if err := e.store.save(st); err != nil {
-		audit.close()
+	st.Lease, st.StartedBy = nil, ""
+	if err := r.save(); err != nil {
 		return st, err
 	}
-	if err := audit.append(AuditRecord{Time: now, Run: runID, Event: AuditRunResumed, Who: e.opts.Operator,
+	if err := r.record(AuditRecord{Time: now, Run: runID, Event: AuditRunResumed, Who: e.opts.Operator,
 		Runbook: e.rb.Source, Env: e.env.Name, Target: st.Target}); err != nil {
-		audit.close()
 		return st, err
 	}
-	return e.execute(ctx, &run{state: st, steps: steps, audit: audit})
+	release = false
+	return e.execute(ctx, r)
 }
 
 func (e *Engine) execute(ctx context.Context, r *run) (*RunState, error) {
-	defer r.audit.close()
+	defer r.lease.Release()
 	e.emit(Event{Kind: EventRunStarted, RunID: r.state.ID, Total: len(r.steps)})
 	var runErr error
 	for i := range r.steps {
@@ -172,10 +183,16 @@ func (e *Engine) execute(ctx context.Context, r *run) (*RunState, error) {
 		st.Status = StatusSucceeded
 	case ctx.Err() != nil:
 		st.Status = StatusInterrupted
-	case errors.Is(runErr, ErrAborted), errors.Is(runErr, ErrNotConfirmed), errors.Is(runErr, ErrNoConfirmer):
+	case errors.Is(runErr, ErrAborted), errors.Is(runErr, ErrNotConfirmed), errors.Is(runErr, ErrNoConfirmer),
+		errors.Is(runErr, ErrRejected), errors.Is(runErr, ErrApprovalNeedsShared):
 		st.Status = StatusAborted
 	default:
 		st.Status = StatusFailed
+	}
+	for i := range st.Steps {
+		if st.Steps[i].Status == StatusAwaitingApproval {
+			st.Steps[i].Status = StatusPending // asked again on resume
+		}
 	}
 	now := time.Now().UTC()
 	st.UpdatedAt, st.FinishedAt = now, now
@@ -183,8 +200,8 @@ func (e *Engine) execute(ctx context.Context, r *run) (*RunState, error) {
 		st.Error = e.env.Redact(runErr.Error())
 		runErr = &redactedError{msg: st.Error, errs: []error{runErr}}
 	}
-	saveErr := e.store.save(st)
-	auditErr := r.audit.append(AuditRecord{Time: now, Run: st.ID, Event: AuditRunFinished, Who: e.opts.Operator,
+	saveErr := r.save()
+	auditErr := r.record(AuditRecord{Time: now, Run: st.ID, Event: AuditRunFinished, Who: e.opts.Operator,
 		Status: st.Status, Error: st.Error})
 	e.emit(Event{Kind: EventRunFinished, RunID: st.ID, Total: len(r.steps), Status: st.Status, Err: runErr})
 	return st, errors.Join(runErr, saveErr, auditErr)
@@ -195,6 +212,11 @@ func (e *Engine) execute(ctx context.Context, r *run) (*RunState, error) {
 func (e *Engine) step(ctx context.Context, r *run, i int) error {
 	s := r.steps[i]
 	ref := r.state.Steps[i].Phase + "/" + s.ID
+	if s.approvalNeeded() {
+		if err := e.approval(ctx, r, i); err != nil {
+			return fmt.Errorf("%s: %w", ref, err)
+		}
+	}
 	if s.Kind == KindManual {
 		start := time.Now().UTC()
 		e.emit(e.stepEvent(r, i, EventStepStarted))
@@ -276,7 +298,7 @@ func (e *Engine) attempt(ctx context.Context, r *run, i int) (stepErr, persistEr
 	ss.Attempts++
 	ss.Status, ss.StartedAt, ss.EndedAt, ss.ExitCode, ss.Error = StatusRunning, start, time.Time{}, nil, ""
 	r.state.UpdatedAt = start
-	if err := e.store.save(r.state); err != nil {
+	if err := r.save(); err != nil {
 		return nil, err
 	}
 	ev := e.stepEvent(r, i, EventStepStarted)
@@ -315,10 +337,10 @@ func (e *Engine) attempt(ctx context.Context, r *run, i int) (stepErr, persistEr
 	}
 	ss.Status, ss.EndedAt, ss.ExitCode = status, end, exitCode
 	r.state.UpdatedAt = end
-	auditErr := r.audit.append(AuditRecord{Time: end, Run: r.state.ID, Event: AuditStep, Who: e.opts.Operator,
+	auditErr := r.record(AuditRecord{Time: end, Run: r.state.ID, Event: AuditStep, Who: e.opts.Operator,
 		Phase: ss.Phase, Step: s.ID, Kind: s.Kind, Attempt: ss.Attempts, Command: auditCommand(s),
 		ExitCode: exitCode, Status: status, Start: start, End: end, Output: out.captured(), Error: ss.Error})
-	saveErr := e.store.save(r.state)
+	saveErr := r.save()
 
 	fin := e.stepEvent(r, i, EventStepFinished)
 	fin.Status, fin.Err, fin.Duration = status, stepErr, end.Sub(start)
@@ -338,11 +360,11 @@ func (e *Engine) settle(r *run, i int, status Status, start time.Time, note stri
 		ss.Error = ""
 	}
 	r.state.UpdatedAt = end
-	if err := r.audit.append(AuditRecord{Time: end, Run: r.state.ID, Event: AuditStep, Who: e.opts.Operator,
+	if err := r.record(AuditRecord{Time: end, Run: r.state.ID, Event: AuditStep, Who: e.opts.Operator,
 		Phase: ss.Phase, Step: s.ID, Kind: s.Kind, Status: status, Start: start, End: end, Output: note}); err != nil {
 		return err
 	}
-	if err := e.store.save(r.state); err != nil {
+	if err := r.save(); err != nil {
 		return err
 	}
 	fin := e.stepEvent(r, i, EventStepFinished)
@@ -372,7 +394,7 @@ func (e *Engine) ask(ctx context.Context, r *run, i int, kind PromptKind, cause 
 	if kind == PromptDestructive && reply.Decision == Proceed && reply.Typed != s.ID {
 		decision = "refused: typed text does not match the step id"
 	}
-	if err := r.audit.append(AuditRecord{Time: time.Now().UTC(), Run: r.state.ID, Event: AuditConfirmation,
+	if err := r.record(AuditRecord{Time: time.Now().UTC(), Run: r.state.ID, Event: AuditConfirmation,
 		Who: e.opts.Operator, Phase: ss.Phase, Step: s.ID, Kind: s.Kind, Prompt: kind.String(), Decision: decision}); err != nil {
 		return Reply{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,7 +150,7 @@ password = "${API_PASSWORD}"
 	}
 
 	// The persisted state and the audit log: complete, and free of secrets.
-	loaded, err := e.Store().Load(st.ID)
+	loaded, err := e.Store().Load(context.Background(), st.ID)
 	if err != nil || loaded.Status != StatusSucceeded || len(loaded.Steps) != 11 {
 		t.Fatalf("persisted state %+v, %v", loaded, err)
 	}
@@ -279,7 +280,7 @@ func TestResumeAfterCrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer unlock()
-		if !e.Store().InProgress(st.ID) {
+		if !e.Store().inProgress(st.ID) {
 			t.Error("InProgress = false while locked")
 		}
 		if _, err := e.Resume(context.Background(), st.ID); err == nil || !strings.Contains(err.Error(), "in progress") {
@@ -389,6 +390,7 @@ run = 'touch "$WORK/ran"'
 		wantStatus Status
 		wantRan    bool
 	}{
+		{"local run without break glass", &answers{replies: map[PromptKind][]Reply{PromptDestructive: {{Decision: Proceed, Typed: "<id>"}}}}, ErrApprovalNeedsShared, StatusAborted, false},
 		{"no confirmer", nil, ErrNoConfirmer, StatusAborted, false},
 		{"proceed without typing", &answers{replies: map[PromptKind][]Reply{PromptDestructive: {{Decision: Proceed}}}}, ErrNotConfirmed, StatusAborted, false},
 		{"typed the wrong id", &answers{replies: map[PromptKind][]Reply{PromptDestructive: {{Decision: Proceed, Typed: "drop"}}}}, ErrNotConfirmed, StatusAborted, false},
@@ -399,7 +401,12 @@ run = 'touch "$WORK/ran"'
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			work := t.TempDir()
-			e := newTestEngine(t, mustParse(t, src), mustEnv(t, false, map[string]string{"WORK": work}, nil), Options{Confirmer: tt.conf})
+			// A local run has no second person: only a break-glass reason lets it run the step.
+			breakGlass := "API down, two of us at the desk"
+			if tt.wantErr == ErrApprovalNeedsShared {
+				breakGlass = ""
+			}
+			e := newTestEngine(t, mustParse(t, src), mustEnv(t, false, map[string]string{"WORK": work}, nil), Options{Confirmer: tt.conf, BreakGlass: breakGlass})
 			st, err := e.Run(context.Background(), Target{Phase: "p"})
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -410,6 +417,14 @@ run = 'touch "$WORK/ran"'
 			_, statErr := os.Stat(filepath.Join(work, "ran"))
 			if ran := statErr == nil; ran != tt.wantRan {
 				t.Errorf("step ran = %v, want %v", ran, tt.wantRan)
+			}
+			if breakGlass != "" {
+				recs := readAuditFile(t, e, st.ID)
+				if !slices.ContainsFunc(recs, func(r AuditRecord) bool {
+					return r.Event == AuditApproval && r.Decision == "bypassed (break glass)" && r.Output == breakGlass
+				}) {
+					t.Errorf("the bypass is not in the audit log: %+v", recs)
+				}
 			}
 		})
 	}

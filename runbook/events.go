@@ -18,6 +18,7 @@ const (
 	EventWaiting                           // the engine waits for the Confirmer (Prompt)
 	EventStepFinished                      // a step ended (Status, Err, Duration)
 	EventRunFinished                       // the run ended (Status, Err)
+	EventApproval                          // a step waits for its approvers (Line says whom, and how to approve)
 )
 
 func (k EventKind) String() string {
@@ -34,6 +35,8 @@ func (k EventKind) String() string {
 		return "step-finished"
 	case EventRunFinished:
 		return "run-finished"
+	case EventApproval:
+		return "approval"
 	}
 	return "unknown"
 }
@@ -149,4 +152,6 @@ var (
 	ErrUnreachable  = errors.New("target unreachable")
 	ErrAuth         = errors.New("authentication failed")
 	ErrNoConfirmer  = errors.New("no operator to ask")
+	// ErrLeaseLost: another operator took over the run (its lease expired); this process stopped.
+	ErrLeaseLost = errors.New("run taken over by another operator")
 )

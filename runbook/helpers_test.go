@@ -277,7 +277,7 @@ func stepStatuses(st *RunState) map[string]Status {
 
 func readAuditFile(t *testing.T, e *Engine, id string) []AuditRecord {
 	t.Helper()
-	recs, err := e.Store().ReadAudit(id)
+	recs, err := e.Store().ReadAudit(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

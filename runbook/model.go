@@ -38,9 +38,13 @@ type Step struct {
 	Description string   `toml:"description" json:"description,omitempty"`
 	Checklist   []string `toml:"checklist" json:"checklist,omitempty"`
 	Destructive bool     `toml:"destructive" json:"destructive,omitempty"`
-	Timeout     Duration `toml:"timeout" json:"timeout,omitzero"`
-	Retries     int      `toml:"retries" json:"retries,omitempty"`
-	RetryDelay  Duration `toml:"retry_delay" json:"retry_delay,omitzero"`
+	// Approve names the team roles (deployment-lead, database-lead, …) that must approve the step
+	// before it runs, in a shared run; a destructive step also needs an approver other than its
+	// executor (two people).
+	Approve    []string `toml:"approve" json:"approve,omitempty"`
+	Timeout    Duration `toml:"timeout" json:"timeout,omitzero"`
+	Retries    int      `toml:"retries" json:"retries,omitempty"`
+	RetryDelay Duration `toml:"retry_delay" json:"retry_delay,omitzero"`
 
 	// command (and rolling: run once per server)
 	Run string `toml:"run" json:"run,omitempty"`

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2/unstable"
 
+	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/tomlfile"
 )
 
@@ -114,7 +115,7 @@ func validateRunbook(rb *Runbook) []fieldError {
 // stepFields lists which optional fields a step sets, by TOML key.
 func stepFields(s *Step) map[string]bool {
 	return map[string]bool{
-		"checklist": len(s.Checklist) > 0, "destructive": s.Destructive, "timeout": s.Timeout.D() != 0,
+		"checklist": len(s.Checklist) > 0, "approve": len(s.Approve) > 0, "destructive": s.Destructive, "timeout": s.Timeout.D() != 0,
 		"retries": s.Retries != 0, "retry_delay": s.RetryDelay.D() != 0, "run": s.Run != "", "sql": s.SQL != "",
 		"params": len(s.Params) > 0, "database": s.Database != "", "expect": s.Expect != nil,
 		"check": s.Check != "", "url": s.URL != "", "headers": len(s.Headers) > 0, "min_days": s.MinDays != 0,
@@ -126,7 +127,7 @@ func stepFields(s *Step) map[string]bool {
 
 // allowed and required fields per kind (and per check for KindCheck), beyond id/title/kind/description.
 var (
-	commonFields = []string{"checklist"}
+	commonFields = []string{"checklist", "approve"}
 	execFields   = []string{"timeout", "retries", "retry_delay"}
 	kindFields   = map[Kind][]string{
 		KindManual:  nil,
@@ -182,6 +183,11 @@ func validateStep(s *Step) []fieldError {
 	case s.Check != "" && !slices.Contains(checks, s.Check):
 		add(".check", "unknown check %q (want one of %s)", s.Check, joinQuoted(checks))
 		return errs
+	}
+	for j, role := range s.Approve {
+		if !api.IsTeamRole(role) {
+			add(fmt.Sprintf(".approve[%d]", j), "unknown team role %q (want one of %s)", role, joinQuoted(api.TeamRoles))
+		}
 	}
 	allowed := map[string]bool{}
 	for _, f := range commonFields {

@@ -1,6 +1,7 @@
 package runbook
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/fileutil"
 )
 
@@ -25,13 +27,14 @@ type Status string
 // Statuses. A run is running, succeeded, failed, aborted or interrupted; a step is pending, running,
 // succeeded, failed, skipped or interrupted.
 const (
-	StatusPending     Status = "pending"
-	StatusRunning     Status = "running"
-	StatusSucceeded   Status = "succeeded"
-	StatusFailed      Status = "failed"
-	StatusSkipped     Status = "skipped"
-	StatusAborted     Status = "aborted"     // the operator stopped the run (or refused a destructive step)
-	StatusInterrupted Status = "interrupted" // cancelled mid-run (Ctrl-C, quit); a crash leaves "running"
+	StatusPending          Status = "pending"
+	StatusRunning          Status = "running"
+	StatusSucceeded        Status = "succeeded"
+	StatusFailed           Status = "failed"
+	StatusSkipped          Status = "skipped"
+	StatusAborted          Status = "aborted"                   // the operator stopped the run (or refused a destructive step)
+	StatusInterrupted      Status = "interrupted"               // cancelled mid-run (Ctrl-C, quit); a crash leaves "running"
+	StatusAwaitingApproval Status = api.RunbookAwaitingApproval // a step waits for its approvers
 )
 
 // RunState is what a run persists after every step: enough to show it and to resume it. It never
@@ -49,21 +52,32 @@ type RunState struct {
 	UpdatedAt  time.Time   `json:"updated_at"`
 	FinishedAt time.Time   `json:"finished_at,omitzero"`
 	Steps      []StepState `json:"steps"`
+
+	// Set by the store on load: who started a shared run, and who executes the run right now (nil
+	// when nobody does).
+	StartedBy string            `json:"started_by,omitempty"`
+	Lease     *api.RunbookLease `json:"lease,omitempty"`
 }
 
 // StepState is one step of a run.
 type StepState struct {
-	Phase       string    `json:"phase"`
-	Step        string    `json:"step"`
-	Title       string    `json:"title"`
-	Kind        Kind      `json:"kind"`
-	Destructive bool      `json:"destructive,omitempty"`
-	Status      Status    `json:"status"`
-	Attempts    int       `json:"attempts"`
-	StartedAt   time.Time `json:"started_at,omitzero"`
-	EndedAt     time.Time `json:"ended_at,omitzero"`
-	ExitCode    *int      `json:"exit_code,omitempty"`
-	Error       string    `json:"error,omitempty"`
+	Phase       string `json:"phase"`
+	Step        string `json:"step"`
+	Title       string `json:"title"`
+	Kind        Kind   `json:"kind"`
+	Destructive bool   `json:"destructive,omitempty"`
+	// Approve is the team roles that must approve the step before it runs; ApprovalRound counts the
+	// times approval was asked. Approval and Approvals are the shared store's answer.
+	Approve       []string       `json:"approve,omitempty"`
+	ApprovalRound int            `json:"approval_round,omitempty"`
+	Approval      string         `json:"approval,omitempty"`
+	Approvals     []api.Approval `json:"approvals,omitempty"`
+	Status        Status         `json:"status"`
+	Attempts      int            `json:"attempts"`
+	StartedAt     time.Time      `json:"started_at,omitzero"`
+	EndedAt       time.Time      `json:"ended_at,omitzero"`
+	ExitCode      *int           `json:"exit_code,omitempty"`
+	Error         string         `json:"error,omitempty"`
 }
 
 // Resumable reports whether the run can be continued with Engine.Resume.
@@ -113,8 +127,19 @@ func (s *Store) statePath(id string) string { return filepath.Join(s.RunDir(id),
 // AuditPath is the run's append-only JSON-lines audit log.
 func (s *Store) AuditPath(id string) string { return filepath.Join(s.RunDir(id), "audit.jsonl") }
 
-// Load reads one run's state.
-func (s *Store) Load(id string) (*RunState, error) {
+// Load reads one run's state; Lease is set while a process executes it.
+func (s *Store) Load(_ context.Context, id string) (*RunState, error) {
+	st, err := s.load(id)
+	if err != nil {
+		return nil, err
+	}
+	if s.inProgress(id) {
+		st.Lease = &api.RunbookLease{User: "another pgactl on this machine", Holder: s.Dir}
+	}
+	return st, nil
+}
+
+func (s *Store) load(id string) (*RunState, error) {
 	if !runIDRe.MatchString(id) {
 		return nil, fmt.Errorf("invalid run id %q", id)
 	}
@@ -133,7 +158,7 @@ func (s *Store) Load(id string) (*RunState, error) {
 }
 
 // List returns every run, newest first. Unreadable runs are skipped.
-func (s *Store) List() ([]*RunState, error) {
+func (s *Store) List(ctx context.Context) ([]*RunState, error) {
 	entries, err := os.ReadDir(s.runsDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -146,7 +171,7 @@ func (s *Store) List() ([]*RunState, error) {
 		if !e.IsDir() || !runIDRe.MatchString(e.Name()) {
 			continue
 		}
-		if st, err := s.Load(e.Name()); err == nil {
+		if st, err := s.Load(ctx, e.Name()); err == nil {
 			runs = append(runs, st)
 		}
 	}
@@ -154,20 +179,11 @@ func (s *Store) List() ([]*RunState, error) {
 	return runs, nil
 }
 
-// Latest returns the newest run.
-func (s *Store) Latest() (*RunState, error) {
-	runs, err := s.List()
-	if err != nil {
-		return nil, err
-	}
-	if len(runs) == 0 {
-		return nil, fmt.Errorf("no runs under %s", s.Dir)
-	}
-	return runs[0], nil
-}
+// Location says where the runs are kept.
+func (s *Store) Location() string { return "local state " + s.Dir }
 
-// InProgress reports whether a process is executing the run right now (it holds the run's lock).
-func (s *Store) InProgress(id string) bool {
+// inProgress reports whether a process is executing the run right now (it holds the run's lock).
+func (s *Store) inProgress(id string) bool {
 	unlock, err := s.lock(id)
 	if err != nil {
 		return errors.Is(err, errLocked)
@@ -249,11 +265,23 @@ func (s *Store) save(st *RunState) error {
 	return nil
 }
 
+// Latest returns the newest run of runs.
+func Latest(ctx context.Context, runs RunStore) (*RunState, error) {
+	all, err := runs.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("no runs in %s", runs.Location())
+	}
+	return all[0], nil
+}
+
 // FindResumable picks the run to resume: run id when given, else the newest unfinished run (of
 // target, a phase or PHASE/STEP, when given).
-func (s *Store) FindResumable(id, target string) (*RunState, error) {
+func FindResumable(ctx context.Context, runs RunStore, id, target string) (*RunState, error) {
 	if id != "" {
-		st, err := s.Load(id)
+		st, err := runs.Load(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -262,11 +290,11 @@ func (s *Store) FindResumable(id, target string) (*RunState, error) {
 		}
 		return st, nil
 	}
-	runs, err := s.List()
+	all, err := runs.List(ctx)
 	if err != nil {
 		return nil, err
 	}
-	for _, st := range runs {
+	for _, st := range all {
 		if target != "" && st.Target != target && !strings.HasPrefix(st.Target, target+"/") {
 			continue
 		}
@@ -275,7 +303,7 @@ func (s *Store) FindResumable(id, target string) (*RunState, error) {
 		}
 	}
 	if target != "" {
-		return nil, fmt.Errorf("no unfinished run of %s under %s", target, s.Dir)
+		return nil, fmt.Errorf("no unfinished run of %s in %s", target, runs.Location())
 	}
-	return nil, fmt.Errorf("no unfinished run under %s", s.Dir)
+	return nil, fmt.Errorf("no unfinished run in %s", runs.Location())
 }

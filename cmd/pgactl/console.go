@@ -16,6 +16,7 @@ import (
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/runbook"
+	"github.com/pganalytics/pganalytics/runbook/shared"
 	"github.com/pganalytics/pganalytics/smoke"
 	"github.com/pganalytics/pganalytics/tui"
 	runbookview "github.com/pganalytics/pganalytics/tui/runbook"
@@ -120,7 +121,9 @@ func (f *consoleFlags) run(cmd *cobra.Command) error {
 	} else {
 		opts.Smoke = suite
 	}
-	if runner, err := f.runner(); err != nil {
+	host, _ := os.Hostname()
+	holder := fmt.Sprintf("%s (%s@%s, console)", cctx.Username, runbook.CurrentOperator(), host)
+	if runner, err := f.runner(&shared.Store{API: sess, URL: base.BaseURL(), Holder: holder}, holder); err != nil {
 		opts.RunbookUnavailable = err.Error()
 	} else {
 		opts.Runner = runner
@@ -145,8 +148,9 @@ func (f *consoleFlags) run(cmd *cobra.Command) error {
 	return nil
 }
 
-// runner loads the runbook and its environment for the Runbook and Rollback views.
-func (f *consoleFlags) runner() (*runbookview.EngineRunner, error) {
+// runner loads the runbook and its environment for the Runbook and Rollback views; their runs are
+// shared on the API the console is connected to.
+func (f *consoleFlags) runner(runs runbook.RunStore, operator string) (*runbookview.EngineRunner, error) {
 	rb, err := f.src.runbook()
 	if err != nil {
 		return nil, err
@@ -159,8 +163,8 @@ func (f *consoleFlags) runner() (*runbookview.EngineRunner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &runbookview.EngineRunner{Book: rb, Environment: env, StateDir: store.Dir,
-		Operator: runbook.CurrentOperator(), Smoke: envSmoke{env: env}}, nil
+	return &runbookview.EngineRunner{Book: rb, Environment: env, StateDir: store.Dir, Runs: runs,
+		Operator: operator, Smoke: envSmoke{env: env}}, nil
 }
 
 // themeMode picks the palette: --theme, then PGACTL_THEME, then the terminal's background.

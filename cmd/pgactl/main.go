@@ -32,6 +32,7 @@ func newRootCmd() *cobra.Command {
 		newRollbackCmd(),
 		newReplicationCmd(),
 		newEventsCmd(),
+		newTeamCmd(),
 		newAlertsCmd(),
 		newDemoCmd(),
 		&cobra.Command{

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,14 +14,68 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/runbook"
+	"github.com/pganalytics/pganalytics/runbook/shared"
+	"github.com/pganalytics/pganalytics/tui/session"
 )
 
 // runbookSource is where a command reads its runbook and state from.
 type runbookSource struct {
 	file     string // runbook file; "" for the shipped one
 	stateDir string
+	local    bool     // runs in the local state directory, not on the API
+	conn     apiFlags // the API the runs are shared on
+}
+
+// registerRuns adds the flags that choose where runs are kept: the API (default) or --local.
+func (s *runbookSource) registerRuns(fs *pflag.FlagSet) {
+	s.registerState(fs)
+	fs.BoolVar(&s.local, "local", false, "offline fallback: keep runs in the local state directory, not on the API (nobody else sees them; approvals cannot be given)")
+	s.conn.register(fs)
+}
+
+// runs opens where runs are kept, and names who is at the keyboard for the audit log: runs are
+// shared on the API of the current context (PGACTL_API_URL, --api-url or the contexts file) unless
+// --local. A shared run's operator is the API user, with the machine's login and host.
+func (s *runbookSource) runs(cmd *cobra.Command) (runs runbook.RunStore, local *runbook.Store, operator string, err error) {
+	if local, err = s.store(); err != nil {
+		return nil, nil, "", err
+	}
+	if s.local {
+		return local, local, runbook.CurrentOperator(), nil
+	}
+	cctx, err := s.conn.resolve(client.Context{})
+	if errors.Is(err, client.ErrNoAPIURL) {
+		return nil, nil, "", exitcode.With(exitcode.Usage, fmt.Errorf(
+			"runs are shared on the pgAnalytics API: name it (%s, --api-url or a context) and log in as your user, or pass --local to keep the run on this machine only", client.EnvAPIURL))
+	}
+	if err != nil {
+		return nil, nil, "", err
+	}
+	base, err := s.conn.newClient(cctx)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	user, pw, envVar := cctx.Username, &cctx.Password, client.EnvPassword
+	if user == "" && cctx.Token == "" {
+		user, pw, envVar = cctx.ViewerUsername, &cctx.ViewerPassword, client.EnvViewerPassword
+	}
+	if user == "" && cctx.Token == "" {
+		return nil, nil, "", exitcode.With(exitcode.Usage, fmt.Errorf("shared runs need your API user: set %s (and %s), or pass --local", client.EnvUsername, client.EnvPassword))
+	}
+	if err := fillPassword(cmd, "user", user, pw, envVar); err != nil {
+		return nil, nil, "", err
+	}
+	sess := session.New(base, user, *pw, cctx.Token)
+	id, err := sess.Login(cmd.Context())
+	if err != nil {
+		return nil, nil, "", exitFor(fmt.Errorf("log in to %s for shared runs: %w", cctx.APIURL, err))
+	}
+	host, _ := os.Hostname()
+	operator = fmt.Sprintf("%s (%s@%s)", id.User, runbook.CurrentOperator(), host)
+	return &shared.Store{API: sess, URL: cctx.APIURL, Holder: operator}, local, operator, nil
 }
 
 func (s *runbookSource) register(fs *pflag.FlagSet) {
@@ -127,16 +182,17 @@ destructive step refused under --yes), 3 target unreachable, 4 authentication fa
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newRunbookListCmd(), newRunbookShowCmd(), newRunbookRunCmd(), newRunbookStatusCmd(),
-		newRunbookLogCmd(), newRunbookReportCmd(), newRunbookWatchCmd(), newRunbookEnvCmd())
+		newRunbookLogCmd(), newRunbookReportCmd(), newRunbookWatchCmd(), newRunbookEnvCmd(),
+		newRunbookApproveCmd(), newRunbookApprovalsCmd())
 	return cmd
 }
 
 // runOrLatest is runID, or the id of the latest run when it is empty.
-func runOrLatest(store *runbook.Store, runID string) (string, error) {
+func runOrLatest(ctx context.Context, runs runbook.RunStore, runID string) (string, error) {
 	if runID != "" {
 		return runID, nil
 	}
-	st, err := store.Latest()
+	st, err := runbook.Latest(ctx, runs)
 	if err != nil {
 		return "", exitcode.With(exitcode.Usage, err)
 	}

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"io"
-	"os"
+	"encoding/json"
 
 	"github.com/spf13/cobra"
 
@@ -21,26 +20,27 @@ func newRunbookLogCmd() *cobra.Command {
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
 			}
-			store, err := src.store()
+			runs, _, _, err := src.runs(cmd)
 			if err != nil {
 				return err
 			}
-			if runID, err = runOrLatest(store, runID); err != nil {
+			ctx := cmd.Context()
+			if runID, err = runOrLatest(ctx, runs, runID); err != nil {
 				return err
+			}
+			recs, err := runs.ReadAudit(ctx, runID)
+			if err != nil {
+				return exitcode.With(exitcode.Usage, err)
 			}
 			w := cmd.OutOrStdout()
 			if output == "json" {
-				f, err := os.Open(store.AuditPath(runID))
-				if err != nil {
-					return exitcode.With(exitcode.Usage, err)
+				enc := json.NewEncoder(w)
+				for _, r := range recs {
+					if err := enc.Encode(r); err != nil {
+						return err
+					}
 				}
-				defer f.Close()
-				_, err = io.Copy(w, f)
-				return err
-			}
-			recs, err := store.ReadAudit(runID)
-			if err != nil {
-				return exitcode.With(exitcode.Usage, err)
+				return nil
 			}
 			for _, r := range recs {
 				runbookcli.PrintAuditRecord(w, r)
@@ -48,8 +48,8 @@ func newRunbookLogCmd() *cobra.Command {
 			return nil
 		},
 	}
-	src.registerState(cmd.Flags())
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text|json (the JSON lines as stored)")
+	src.registerRuns(cmd.Flags())
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text|json (one record per line)")
 	cmd.Flags().StringVar(&runID, "run", "", "run id (default: the latest)")
 	return cmd
 }

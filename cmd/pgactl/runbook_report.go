@@ -22,18 +22,19 @@ failed test case), -o json for scripts.`,
 			if err := checkOutput(output, "markdown", "junit", "json"); err != nil {
 				return err
 			}
-			store, err := src.store()
+			runs, _, _, err := src.runs(cmd)
 			if err != nil {
 				return err
 			}
-			if runID, err = runOrLatest(store, runID); err != nil {
+			ctx := cmd.Context()
+			if runID, err = runOrLatest(ctx, runs, runID); err != nil {
 				return err
 			}
-			st, err := store.Load(runID)
+			st, err := runs.Load(ctx, runID)
 			if err != nil {
 				return exitcode.With(exitcode.Usage, err)
 			}
-			audit, err := store.ReadAudit(runID)
+			audit, err := runs.ReadAudit(ctx, runID)
 			if err != nil {
 				return exitcode.With(exitcode.Usage, err)
 			}
@@ -48,7 +49,7 @@ failed test case), -o json for scripts.`,
 			return rep.WriteMarkdown(w)
 		},
 	}
-	src.registerState(cmd.Flags())
+	src.registerRuns(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "markdown", "output format: markdown|junit|json")
 	cmd.Flags().StringVar(&runID, "run", "", "run id (default: the latest)")
 	return cmd

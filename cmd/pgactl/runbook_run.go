@@ -23,16 +23,19 @@ type runFlags struct {
 	confirmDestructive bool
 	resume             bool
 	runID              string
+	breakGlass         string
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
-	f.src.register(fs)
+	f.src.registerFile(fs)
+	f.src.registerRuns(fs)
 	fs.StringVar(&f.env, "env", "", "environment: a shipped name ("+strings.Join(runbook.EnvironmentNames(), ", ")+") or a file (default $PGACTL_ENV, else demo)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print what each step would run, with variables resolved; run nothing")
 	fs.BoolVarP(&f.yes, "yes", "y", false, "non-interactive: confirm manual steps, stop at the first failure")
 	fs.BoolVar(&f.confirmDestructive, "confirm-destructive", false, "with --yes: also run destructive steps")
 	fs.BoolVar(&f.resume, "resume", false, "continue the latest unfinished run (of TARGET, if given), retrying its failed step")
 	fs.StringVar(&f.runID, "run", "", "with --resume: the run to continue (see runbook status --all)")
+	fs.StringVar(&f.breakGlass, "break-glass", "", "with --local: run steps that need approval without it, for this reason (recorded in the audit log and the report)")
 }
 
 func newRunbookRunCmd() *cobra.Command {
@@ -74,14 +77,24 @@ func runRunbook(cmd *cobra.Command, f *runFlags, target string) error {
 			return exitcode.With(exitcode.Usage, err)
 		}
 	}
-	store, err := f.src.store()
+	if f.breakGlass != "" && !f.src.local {
+		return exitcode.With(exitcode.Usage, errors.New("--break-glass is for --local runs: a shared run takes its approvals on the API"))
+	}
+	if f.dryRun {
+		f.src.local = true // a preview records nothing
+	}
+	runs, store, operator, err := f.src.runs(cmd)
 	if err != nil {
 		return err
 	}
+	ctx := cmd.Context()
 	var resumed *runbook.RunState
 	if f.resume {
-		if resumed, err = store.FindResumable(f.runID, target); err != nil {
+		if resumed, err = runbook.FindResumable(ctx, runs, f.runID, target); err != nil {
 			return exitcode.With(exitcode.Usage, err)
+		}
+		if resumed.Lease != nil {
+			return exitcode.With(exitcode.Usage, fmt.Errorf("run %s is being executed: %s", resumed.ID, runbookcli.Executor(resumed.Lease)))
 		}
 		if f.src.file != "" {
 			if abs, _ := filepath.Abs(f.src.file); abs != resumed.Runbook {
@@ -112,11 +125,13 @@ func runRunbook(cmd *cobra.Command, f *runFlags, target string) error {
 	out := cmd.OutOrStdout()
 	conf := &runbookcli.Confirmer{In: cmd.InOrStdin(), Out: out, Yes: f.yes, Destructive: f.confirmDestructive}
 	eng, err := runbook.NewEngine(rb, env, runbook.Options{
-		StateDir:  store.Dir,
-		Operator:  runbook.CurrentOperator(),
-		Confirmer: conf,
-		OnEvent:   func(ev runbook.Event) { runbookcli.PrintEvent(out, ev) },
-		Smoke:     envSmoke{env: env},
+		StateDir:   store.Dir,
+		Runs:       runs,
+		BreakGlass: f.breakGlass,
+		Operator:   operator,
+		Confirmer:  conf,
+		OnEvent:    func(ev runbook.Event) { runbookcli.PrintEvent(out, ev) },
+		Smoke:      envSmoke{env: env},
 	})
 	if err != nil {
 		return exitcode.With(exitcode.Usage, err)
@@ -128,13 +143,17 @@ func runRunbook(cmd *cobra.Command, f *runFlags, target string) error {
 	if env.LoopbackOnly {
 		fmt.Fprint(out, " (loopback only)")
 	}
-	fmt.Fprintf(out, "\nstate: %s\n", store.Dir)
+	fmt.Fprintf(out, "\nruns: %s", runs.Location())
+	if f.src.local {
+		fmt.Fprint(out, " (local run: nobody else sees it, approvals cannot be given)")
+	}
+	fmt.Fprintln(out)
 	var st *runbook.RunState
 	if resumed != nil {
 		fmt.Fprintf(out, "resuming run %s (%s, %s)\n", resumed.ID, resumed.Target, resumed.Status)
-		st, err = eng.Resume(cmd.Context(), resumed.ID)
+		st, err = eng.Resume(ctx, resumed.ID)
 	} else {
-		st, err = eng.Run(cmd.Context(), t)
+		st, err = eng.Run(ctx, t)
 	}
 	if st == nil {
 		return exitcode.With(exitcode.Usage, err)

@@ -87,13 +87,14 @@ func cliFixture(t *testing.T, apiURL string) (work string, flags []string) {
 	if err := os.WriteFile(env, []byte(envText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return work, []string{"--file", rb, "--env", env, "--state-dir", filepath.Join(dir, "state")}
+	return work, []string{"--file", rb, "--env", env, "--state-dir", filepath.Join(dir, "state"), "--local"}
 }
 
 func TestRunbookCommandRunAndResume(t *testing.T) {
 	work, flags := cliFixture(t, closedPortURL(t))
+	// A local run has nobody to approve the destructive step: the test breaks the glass.
 	run := func(stdin string, args ...string) (string, int) {
-		return pgactlRun(t, stdin, append(args, flags...)...)
+		return pgactlRun(t, stdin, append(append(args, flags...), "--break-glass", "testing the CLI alone")...)
 	}
 
 	// Non-interactive: the destructive step needs --confirm-destructive.
@@ -121,7 +122,7 @@ func TestRunbookCommandRunAndResume(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(work, "ok"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, code = pgactlRun(t, "", "runbook", "run", "--resume", "--state-dir", flags[5])
+	out, code = pgactlRun(t, "", "runbook", "run", "--resume", "--state-dir", flags[5], "--local", "--break-glass", "testing the CLI alone")
 	if code != exitcode.OK || !strings.Contains(out, "resuming run") {
 		t.Fatalf("resume: exit %d\n%s", code, out)
 	}
@@ -130,7 +131,7 @@ func TestRunbookCommandRunAndResume(t *testing.T) {
 		t.Errorf("steps ran %q, want each once", log)
 	}
 
-	state := flags[4:6]
+	state := flags[4:7]
 	out, code = pgactlRun(t, "", append([]string{"runbook", "status"}, state...)...)
 	if code != exitcode.OK || !strings.Contains(out, "succeeded") || !strings.Contains(out, "deploy/verify") {
 		t.Errorf("status: exit %d\n%s", code, out)
@@ -240,7 +241,7 @@ func TestRunbookShippedDefaults(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(demoDir, "demo.env"), []byte(remote), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, code = pgactlRun(t, "", "runbook", "run", "staging/health", "--yes")
+	out, code = pgactlRun(t, "", "runbook", "run", "staging/health", "--yes", "--local")
 	if code != exitcode.Usage || !strings.Contains(out, "loopback") {
 		t.Errorf("remote demo env: exit %d\n%s", code, out)
 	}

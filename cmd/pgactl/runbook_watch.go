@@ -42,7 +42,7 @@ Exit codes: 0 every round succeeded and nothing was flagged, 1 otherwise, 2 usag
 			if len(args) == 1 {
 				phase = args[0]
 			}
-			store, err := src.store()
+			runs, store, operator, err := src.runs(cmd)
 			if err != nil {
 				return err
 			}
@@ -68,7 +68,7 @@ Exit codes: 0 every round succeeded and nothing was flagged, 1 otherwise, 2 usag
 			if err != nil {
 				return err
 			}
-			eng, err := runbook.NewEngine(rb, env, runbook.Options{StateDir: store.Dir, Operator: runbook.CurrentOperator(),
+			eng, err := runbook.NewEngine(rb, env, runbook.Options{StateDir: store.Dir, Runs: runs, Operator: operator,
 				Smoke: envSmoke{env: env}})
 			if err != nil {
 				return exitcode.With(exitcode.Usage, err)
@@ -117,7 +117,8 @@ Exit codes: 0 every round succeeded and nothing was flagged, 1 otherwise, 2 usag
 		},
 	}
 	f := cmd.Flags()
-	src.register(f)
+	src.registerFile(f)
+	src.registerRuns(f)
 	f.StringVar(&envName, "env", "", "environment: a shipped name or a file (default $PGACTL_ENV, else demo)")
 	f.DurationVar(&every, "every", 15*time.Minute, "time between the starts of two rounds")
 	f.DurationVar(&span, "for", 6*time.Hour, "how long to keep watching")

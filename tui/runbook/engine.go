@@ -13,6 +13,8 @@ type EngineRunner struct {
 	Book        *runbook.Runbook
 	Environment *runbook.Environment
 	StateDir    string
+	Runs        runbook.RunStore   // where runs are kept (shared on the API); nil: the local StateDir
+	BreakGlass  string             // a local run's reason to run steps that need approval without it
 	Operator    string             // default: the engine's (the login name)
 	Smoke       runbook.SmokeSuite // runs the check "smoke"
 }
@@ -25,7 +27,7 @@ func (e *EngineRunner) Env() string { return e.Environment.Name }
 
 func (e *EngineRunner) engine(c runbook.Confirmer, onEvent func(runbook.Event)) (*runbook.Engine, error) {
 	return runbook.NewEngine(e.Book, e.Environment, runbook.Options{
-		StateDir: e.StateDir, Operator: e.Operator, Confirmer: c, OnEvent: onEvent, Smoke: e.Smoke,
+		StateDir: e.StateDir, Runs: e.Runs, BreakGlass: e.BreakGlass, Operator: e.Operator, Confirmer: c, OnEvent: onEvent, Smoke: e.Smoke,
 	})
 }
 
@@ -49,9 +51,12 @@ func (e *EngineRunner) Resume(ctx context.Context, runID string, c runbook.Confi
 
 // History lists the runs of phase made with this runbook and environment, newest first; runs
 // another process is executing right now are left out (they cannot be resumed from here).
-func (e *EngineRunner) History(phase string) ([]*runbook.RunState, error) {
-	store := &runbook.Store{Dir: e.StateDir}
-	runs, err := store.List()
+func (e *EngineRunner) History(ctx context.Context, phase string) ([]*runbook.RunState, error) {
+	var store runbook.RunStore = &runbook.Store{Dir: e.StateDir}
+	if e.Runs != nil {
+		store = e.Runs
+	}
+	runs, err := store.List(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +68,7 @@ func (e *EngineRunner) History(phase string) ([]*runbook.RunState, error) {
 		if r.Target != phase && !strings.HasPrefix(r.Target, phase+"/") {
 			continue
 		}
-		if r.Status == runbook.StatusRunning && store.InProgress(r.ID) {
+		if r.Status == runbook.StatusRunning && r.Lease != nil {
 			continue
 		}
 		out = append(out, r)

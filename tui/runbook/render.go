@@ -39,6 +39,8 @@ func marker(th theme.Theme, st *stepState, waiting bool) string {
 		return th.MarkerText(theme.LevelNone, "SKIP")
 	case runbook.StatusInterrupted, runbook.StatusAborted:
 		return th.MarkerText(theme.LevelWarn, "STOP")
+	case runbook.StatusAwaitingApproval:
+		return th.MarkerText(theme.LevelWarn, "APPR")
 	}
 	return th.Muted.Render(widget.Fit("  ·", theme.MarkerWidth))
 }

@@ -145,6 +145,15 @@ func (m *Model) apply(ev runbook.Event) {
 		if st != nil {
 			st.output.Push(ev.Line)
 		}
+	case runbook.EventApproval:
+		if st == nil {
+			return
+		}
+		st.status, st.live = runbook.StatusAwaitingApproval, true
+		st.output.Push(ev.Line)
+		r.current = st
+		m.follow(st)
+		m.notice = ev.Line
 	case runbook.EventWaiting:
 		r.prompt = ev.Prompt
 		r.typed = widget.Input{Prompt: "> "}

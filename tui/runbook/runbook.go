@@ -25,7 +25,7 @@ type Runner interface {
 	Run(ctx context.Context, t runbook.Target, c runbook.Confirmer, onEvent func(runbook.Event)) (*runbook.RunState, error)
 	Resume(ctx context.Context, runID string, c runbook.Confirmer, onEvent func(runbook.Event)) (*runbook.RunState, error)
 	// History lists the runs of a phase (whole or single-step), newest first.
-	History(phase string) ([]*runbook.RunState, error)
+	History(ctx context.Context, phase string) ([]*runbook.RunState, error)
 }
 
 // Options configure the view.
@@ -153,9 +153,11 @@ func (m *Model) Init() tea.Cmd {
 		}
 	}
 	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		out := map[string][]*runbook.RunState{}
 		for _, p := range phases {
-			runs, err := r.History(p)
+			runs, err := r.History(ctx, p)
 			if err != nil {
 				return historyMsg{err: err}
 			}

@@ -200,7 +200,7 @@ run = "echo bye"
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner := &EngineRunner{Book: book, Environment: env, StateDir: dir, Operator: "tester"}
+	runner := &EngineRunner{Book: book, Environment: env, StateDir: dir, Operator: "tester", BreakGlass: "test: no second person here"}
 
 	m, d := newView(t, runner, api.RoleAdmin, nil)
 	d.Send(fake.Press("p"))
@@ -214,7 +214,7 @@ run = "echo bye"
 	d.Send(fake.Press("a")) // abort at the manual step
 	d.Until("the run's end", func() bool { return !m.Busy() })
 
-	runs, err := (&runbook.Store{Dir: dir}).List()
+	runs, err := (&runbook.Store{Dir: dir}).List(t.Context())
 	if err != nil || len(runs) != 1 || runs[0].Status != runbook.StatusAborted {
 		t.Fatalf("persisted runs = %v, %v; want one aborted run", runs, err)
 	}

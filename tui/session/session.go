@@ -127,8 +127,8 @@ func unauthorized(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized
 }
 
-// do runs call with a valid token, once more with a fresh one if the server answers 401.
-func (s *Session) do(ctx context.Context, call func(*client.Client) error) error {
+// Do runs call with a valid token, once more with a fresh one if the server answers 401.
+func (s *Session) Do(ctx context.Context, call func(*client.Client) error) error {
 	for attempt := 0; ; attempt++ {
 		c, token, err := s.client(ctx)
 		if err != nil {
@@ -144,52 +144,52 @@ func (s *Session) do(ctx context.Context, call func(*client.Client) error) error
 
 // Replication is GET /replication.
 func (s *Session) Replication(ctx context.Context, collectorID string) (resp api.ReplicationResponse, err error) {
-	err = s.do(ctx, func(c *client.Client) (e error) { resp, e = c.Replication(ctx, collectorID); return e })
+	err = s.Do(ctx, func(c *client.Client) (e error) { resp, e = c.Replication(ctx, collectorID); return e })
 	return resp, err
 }
 
 // StreamReplication follows the SSE stream until it breaks or ctx ends.
 func (s *Session) StreamReplication(ctx context.Context, fn func(api.CollectorTopology)) error {
-	return s.do(ctx, func(c *client.Client) error { return c.StreamReplication(ctx, fn) })
+	return s.Do(ctx, func(c *client.Client) error { return c.StreamReplication(ctx, fn) })
 }
 
 // ReplicationAt is GET /replication?at=.
 func (s *Session) ReplicationAt(ctx context.Context, at time.Time) (resp api.ReplicationResponse, err error) {
-	err = s.do(ctx, func(c *client.Client) (e error) { resp, e = c.ReplicationAt(ctx, at); return e })
+	err = s.Do(ctx, func(c *client.Client) (e error) { resp, e = c.ReplicationAt(ctx, at); return e })
 	return resp, err
 }
 
 // Events is GET /events.
 func (s *Session) Events(ctx context.Context, q client.EventsQuery) (resp api.EventsResponse, err error) {
-	err = s.do(ctx, func(c *client.Client) (e error) { resp, e = c.Events(ctx, q); return e })
+	err = s.Do(ctx, func(c *client.Client) (e error) { resp, e = c.Events(ctx, q); return e })
 	return resp, err
 }
 
 // StreamEvents follows the SSE stream's replication events until it breaks or ctx ends.
 func (s *Session) StreamEvents(ctx context.Context, fn func(api.Event)) error {
-	return s.do(ctx, func(c *client.Client) error { return c.Stream(ctx, client.StreamHandlers{Event: fn}) })
+	return s.Do(ctx, func(c *client.Client) error { return c.Stream(ctx, client.StreamHandlers{Event: fn}) })
 }
 
 // Collectors is GET /collectors.
 func (s *Session) Collectors(ctx context.Context) (list []api.Collector, err error) {
-	err = s.do(ctx, func(c *client.Client) (e error) { list, e = c.Collectors(ctx); return e })
+	err = s.Do(ctx, func(c *client.Client) (e error) { list, e = c.Collectors(ctx); return e })
 	return list, err
 }
 
 // DeleteCollector is DELETE /collectors/{id}.
 func (s *Session) DeleteCollector(ctx context.Context, id string) error {
-	return s.do(ctx, func(c *client.Client) error { return c.DeleteCollector(ctx, id) })
+	return s.Do(ctx, func(c *client.Client) error { return c.DeleteCollector(ctx, id) })
 }
 
 // Alerts is GET /alerts.
 func (s *Session) Alerts(ctx context.Context) (resp api.AlertsResponse, err error) {
-	err = s.do(ctx, func(c *client.Client) (e error) { resp, e = c.Alerts(ctx); return e })
+	err = s.Do(ctx, func(c *client.Client) (e error) { resp, e = c.Alerts(ctx); return e })
 	return resp, err
 }
 
 // CreateSilence is POST /alerts/silences.
 func (s *Session) CreateSilence(ctx context.Context, req api.SilenceRequest) (resp api.SilenceResponse, err error) {
-	err = s.do(ctx, func(c *client.Client) (e error) { resp, e = c.CreateSilence(ctx, req); return e })
+	err = s.Do(ctx, func(c *client.Client) (e error) { resp, e = c.CreateSilence(ctx, req); return e })
 	return resp, err
 }
 

@@ -73,7 +73,9 @@ func (r *Runner) Runbook() *runbook.Runbook { return Book() }
 func (r *Runner) Env() string { return "demo" }
 
 // History is the fixture's past runs.
-func (r *Runner) History(phase string) ([]*runbook.RunState, error) { return r.Past[phase], nil }
+func (r *Runner) History(_ context.Context, phase string) ([]*runbook.RunState, error) {
+	return r.Past[phase], nil
+}
 
 // Run plays target.
 func (r *Runner) Run(ctx context.Context, t runbook.Target, c runbook.Confirmer, onEvent func(runbook.Event)) (*runbook.RunState, error) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/runbook"
 )
@@ -179,6 +180,8 @@ func PrintEvent(w io.Writer, ev runbook.Event) {
 		fmt.Fprintf(w, "\n[%d/%d] %s/%s  %s (%s)\n", ev.Index, ev.Total, ev.Phase, ev.Step.ID, ev.Step.Title, kind)
 	case runbook.EventOutput:
 		fmt.Fprintf(w, "    | %s\n", ev.Line)
+	case runbook.EventApproval:
+		fmt.Fprintf(w, "\n[%d/%d] %s/%s  %s\n    %s\n", ev.Index, ev.Total, ev.Phase, ev.Step.ID, ev.Step.Title, ev.Line)
 	case runbook.EventStepFinished:
 		switch ev.Status {
 		case runbook.StatusSucceeded:
@@ -199,7 +202,10 @@ func PrintStep(w io.Writer, phase string, s *runbook.Step) {
 		kind += " " + string(s.Check)
 	}
 	if s.Destructive {
-		kind += ", DESTRUCTIVE (asks to type its id)"
+		kind += ", DESTRUCTIVE (asks to type its id; approved by a second person)"
+	}
+	if len(s.Approve) > 0 {
+		kind += ", approved by " + strings.Join(s.Approve, " and ")
 	}
 	if t := s.EffectiveTimeout(); t > 0 {
 		kind += ", timeout " + t.String()
@@ -294,9 +300,48 @@ func PrintAuditRecord(w io.Writer, r runbook.AuditRecord) {
 }
 
 // RunStatus tells a live run from one whose process died (its state still says running).
-func RunStatus(store *runbook.Store, st *runbook.RunState) string {
-	if st.Status == runbook.StatusRunning && !store.InProgress(st.ID) {
+func RunStatus(st *runbook.RunState) string {
+	if st.Status == runbook.StatusRunning && st.Lease == nil {
 		return "interrupted (the process running it stopped)"
 	}
 	return string(st.Status)
+}
+
+// Executor says who executes a run: the user, where, and until when the lease holds.
+func Executor(l *api.RunbookLease) string {
+	s := l.User
+	if l.Holder != "" && l.Holder != l.User {
+		s += " — " + l.Holder
+	}
+	if !l.ExpiresAt.IsZero() {
+		s += ", lease until " + l.ExpiresAt.Local().Format(time.TimeOnly)
+	}
+	return s
+}
+
+// ApprovalText is a step's approval for a table: whom it waits for, or who decided.
+func ApprovalText(s runbook.StepState) string {
+	if len(s.Approve) == 0 && !s.Destructive {
+		return ""
+	}
+	var by []string
+	for _, a := range s.Approvals {
+		if a.Round == s.ApprovalRound && a.Decision == s.Approval {
+			by = append(by, a.User)
+		}
+	}
+	switch s.Approval {
+	case api.ApprovalApproved, api.ApprovalRejected:
+		return s.Approval + " by " + strings.Join(by, ", ")
+	case "bypassed":
+		return "bypassed (break glass)"
+	}
+	need := "another operator"
+	if len(s.Approve) > 0 {
+		need = strings.Join(s.Approve, ", ")
+	}
+	if s.Status == runbook.StatusAwaitingApproval {
+		return "waiting for " + need
+	}
+	return "needs " + need
 }
