@@ -93,12 +93,12 @@ func (c *Client) ReleaseRunbookLease(ctx context.Context, id, token string) erro
 	return err
 }
 
-// SaveRunbookRun is PUT /runbook/runs/{id} under the lease.
-func (c *Client) SaveRunbookRun(ctx context.Context, token string, run api.RunbookRun) error {
+// SaveRunbookRun is PUT /runbook/runs/{id} under the lease: the state and the records that led to it.
+func (c *Client) SaveRunbookRun(ctx context.Context, token string, run api.RunbookRun, records []json.RawMessage) error {
 	if run.ID == "" {
 		return errEmptyID
 	}
-	_, err := c.do(ctx, call{method: http.MethodPut, path: "/runbook/runs/{id}", pathID: run.ID, body: run,
+	_, err := c.do(ctx, call{method: http.MethodPut, path: "/runbook/runs/{id}", pathID: run.ID, body: api.RunbookSave{Run: run, Records: records},
 		header: map[string]string{LeaseHeader: token}, want: []int{http.StatusNoContent}})
 	return err
 }

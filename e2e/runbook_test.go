@@ -152,8 +152,10 @@ func TestWatchRecordsRoundsAndBaseline(t *testing.T) {
 	s.waitCycles(3)
 	env := commandEnv(t, "PGACTL_STATE_DIR="+s.stateDir)
 	baseline := filepath.Join(t.TempDir(), "baseline.json")
+	// A round every 2 s is ~450 API requests a minute as shared runs, past the API's 100 per minute
+	// for one user: the fast rounds run locally; the last watch below is shared.
 	out, errOut, code := runPgactl(t, 2*time.Minute, env, "runbook", "watch", "monitoring", "--env", "demo",
-		"--every", "2s", "--for", "12s", "--record-baseline", baseline)
+		"--every", "2s", "--for", "12s", "--record-baseline", baseline, "--local")
 	if code != 0 {
 		t.Fatalf("pgactl runbook watch: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
@@ -172,11 +174,11 @@ func TestWatchRecordsRoundsAndBaseline(t *testing.T) {
 
 	// A watch whose process dies (kill -9) is continued by --resume until its end, rounds kept.
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	killed := exec.CommandContext(ctx, bin("pgactl"), "runbook", "watch", "monitoring", "--env", "demo", "--every", "2s", "--for", "14s")
+	killed := exec.CommandContext(ctx, bin("pgactl"), "runbook", "watch", "monitoring", "--env", "demo", "--every", "2s", "--for", "14s", "--local")
 	killed.Env = env
 	_ = killed.Run() // killed after 5 s
 	cancel()
-	out, errOut, code = runPgactl(t, time.Minute, env, "runbook", "watch", "--resume")
+	out, errOut, code = runPgactl(t, time.Minute, env, "runbook", "watch", "--resume", "--local")
 	if code != 0 || !strings.Contains(out, "resuming watch") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("watch --resume after kill -9: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -189,9 +191,19 @@ func TestWatchRecordsRoundsAndBaseline(t *testing.T) {
 
 	// Against its own baseline, one more short watch flags nothing; the watch's state says so.
 	out, errOut, code = runPgactl(t, time.Minute, env, "runbook", "watch", "monitoring", "--env", "demo",
-		"--every", "2s", "--for", "2s", "--baseline", baseline, "-o", "json")
+		"--every", "2s", "--for", "2s", "--baseline", baseline, "-o", "json", "--local")
 	var w runbook.WatchState
 	if code != 0 || json.Unmarshal([]byte(out), &w) != nil || w.Status != runbook.StatusSucceeded || len(w.Rounds) != 1 || len(w.Findings) != 0 {
 		t.Fatalf("watch against its own baseline: exit %d, %+v\n%s\n%s", code, w, out, errOut)
+	}
+
+	// Shared (the default), a watch's rounds are runs on the API that the whole team sees.
+	out, errOut, code = runPgactl(t, time.Minute, env, "runbook", "watch", "monitoring", "--env", "demo",
+		"--every", "2s", "--for", "2s", "-o", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &w) != nil || len(w.Rounds) != 1 {
+		t.Fatalf("shared watch: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if run, err := s.apiClient(t).RunbookRun(t.Context(), w.Rounds[0].Run); err != nil || run.Status != "succeeded" {
+		t.Errorf("the shared watch's round on the API: %+v, %v", run, err)
 	}
 }

@@ -40,6 +40,7 @@ type ReportedStep struct {
 	Attempts    int       `json:"attempts"`
 	RanBy       []string  `json:"ran_by,omitempty"`       // who executed its attempts
 	ConfirmedBy []string  `json:"confirmed_by,omitempty"` // "who: decision (prompt)" of each confirmation
+	Approvals   []string  `json:"approvals,omitempty"`    // "approved by bob (database-lead): comment", as the API recorded them
 	StartedAt   time.Time `json:"started_at,omitzero"`
 	EndedAt     time.Time `json:"ended_at,omitzero"`
 	Seconds     float64   `json:"seconds"`
@@ -60,6 +61,17 @@ func BuildReport(st *RunState, audit []AuditRecord) Report {
 		if !s.StartedAt.IsZero() && !s.EndedAt.IsZero() {
 			rs.Seconds = s.EndedAt.Sub(s.StartedAt).Seconds()
 		}
+		for _, a := range s.Approvals {
+			line := fmt.Sprintf("%s by %s", a.Decision, a.User)
+			if len(a.Roles) > 0 {
+				line += " (" + strings.Join(a.Roles, ", ") + ")"
+			}
+			line += " at " + a.At.UTC().Format(time.RFC3339)
+			if a.Comment != "" {
+				line += ": " + a.Comment
+			}
+			rs.Approvals = append(rs.Approvals, line)
+		}
 		r.Steps = append(r.Steps, rs)
 	}
 	for _, a := range audit {
@@ -76,6 +88,10 @@ func BuildReport(st *RunState, audit []AuditRecord) Report {
 			s.Output = lastLines(a.Output, reportOutputLines)
 		case AuditConfirmation:
 			s.ConfirmedBy = append(s.ConfirmedBy, fmt.Sprintf("%s: %s (%s)", a.Who, a.Decision, a.Prompt))
+		case AuditApproval:
+			if a.Decision == "bypassed (break glass)" {
+				s.Approvals = append(s.Approvals, fmt.Sprintf("bypassed by %s (break glass): %s", a.Who, a.Output))
+			}
 		}
 	}
 	return r
@@ -118,10 +134,11 @@ func (r Report) WriteMarkdown(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "\n%d steps: %d succeeded, %d failed, %d skipped, %d pending.\n\n", len(r.Steps),
 		counts[StatusSucceeded], counts[StatusFailed], counts[StatusSkipped], counts[StatusPending])
-	b.WriteString("| step | kind | status | attempts | duration | ran by | confirmed by |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| step | kind | status | attempts | duration | ran by | confirmed by | approvals |\n|---|---|---|---|---|---|---|---|\n")
 	for _, s := range r.Steps {
-		fmt.Fprintf(&b, "| `%s/%s` %s | %s | %s | %d | %s | %s | %s |\n", s.Phase, s.Step, mdEscape(s.Title), s.Kind, s.Status,
-			s.Attempts, fmtSeconds(s.Seconds), mdEscape(strings.Join(s.RanBy, ", ")), mdEscape(strings.Join(s.ConfirmedBy, "; ")))
+		fmt.Fprintf(&b, "| `%s/%s` %s | %s | %s | %d | %s | %s | %s | %s |\n", s.Phase, s.Step, mdEscape(s.Title), s.Kind, s.Status,
+			s.Attempts, fmtSeconds(s.Seconds), mdEscape(strings.Join(s.RanBy, ", ")), mdEscape(strings.Join(s.ConfirmedBy, "; ")),
+			mdEscape(strings.Join(s.Approvals, "; ")))
 	}
 	for _, s := range r.Steps {
 		if s.Error == "" && s.Output == "" {

@@ -60,7 +60,7 @@ type Store interface {
 	CreateRunbookRun(ctx context.Context, run api.RunbookRun, user, holder string, ttl time.Duration) (api.RunbookRun, store.RunbookLease, error)
 	TakeRunbookLease(ctx context.Context, id, token, user, holder string, ttl time.Duration) (store.RunbookLease, error)
 	ReleaseRunbookLease(ctx context.Context, id, token string) error
-	SaveRunbookRun(ctx context.Context, id, token string, run api.RunbookRun, ttl time.Duration) error
+	SaveRunbookRun(ctx context.Context, id, token string, run api.RunbookRun, records []json.RawMessage, user string, ttl time.Duration) error
 	AppendRunbookRecord(ctx context.Context, id, token, user string, record json.RawMessage) error
 	RunbookRecords(ctx context.Context, id string) ([]api.RunbookRecord, error)
 	RunbookVersion(ctx context.Context, id string) (int64, error)

@@ -33,6 +33,7 @@ const (
 	maxRunText    = 256
 	maxRunError   = 16 << 10
 	maxApprovalLn = 2000
+	maxRunRecords = 100
 )
 
 var (
@@ -123,6 +124,15 @@ func validateRun(run *api.RunbookRun) *httpError {
 		seen[ref] = true
 	}
 	return noNUL(run)
+}
+
+// validRecord checks one audit record: a JSON object the store can keep.
+func validRecord(rec json.RawMessage) *httpError {
+	var obj map[string]any
+	if json.Unmarshal(rec, &obj) != nil || obj == nil {
+		return newError(http.StatusBadRequest, codeValidation, "a record is a JSON object")
+	}
+	return noNUL(obj)
 }
 
 func validHolder(holder string) *httpError {
@@ -226,17 +236,28 @@ func (s *Server) handleSaveRunbookRun(w http.ResponseWriter, r *http.Request, p 
 	if !ok {
 		return
 	}
-	var run api.RunbookRun
-	if e := decodeBody(w, r, runbookBodyMax, &run); e != nil {
+	var req api.RunbookSave
+	if e := decodeBody(w, r, runbookBodyMax, &req); e != nil {
 		writeErr(w, e)
 		return
 	}
+	run := req.Run
 	if e := validateRun(&run); e != nil {
 		writeErr(w, e)
 		return
 	}
+	if len(req.Records) > maxRunRecords {
+		writeErr(w, newError(http.StatusBadRequest, codeValidation, "at most %d records per save", maxRunRecords))
+		return
+	}
+	for _, rec := range req.Records {
+		if e := validRecord(rec); e != nil {
+			writeErr(w, e)
+			return
+		}
+	}
 	ctx := r.Context()
-	if err := s.store.SaveRunbookRun(ctx, id, tok, run, runbookLeaseTTL); err != nil {
+	if err := s.store.SaveRunbookRun(ctx, id, tok, run, req.Records, p.name, runbookLeaseTTL); err != nil {
 		e := s.runbookError(ctx, "save_runbook_run", err)
 		if errors.Is(err, store.ErrNotApproved) {
 			_ = s.audit(r, p.actor(), "runbook_step_unapproved", "run:"+id, false, map[string]any{"reason": err.Error()})
@@ -341,25 +362,16 @@ func (s *Server) handleAppendRunbookRecord(w http.ResponseWriter, r *http.Reques
 	if !ok {
 		return
 	}
-	var rec map[string]any
+	var rec json.RawMessage
 	if e := decodeBody(w, r, runbookBodyMax, &rec); e != nil {
 		writeErr(w, e)
 		return
 	}
-	if rec == nil {
-		writeErr(w, newError(http.StatusBadRequest, codeValidation, "a record is a JSON object"))
-		return
-	}
-	if e := noNUL(rec); e != nil {
+	if e := validRecord(rec); e != nil {
 		writeErr(w, e)
 		return
 	}
-	raw, err := json.Marshal(rec)
-	if err != nil {
-		writeErr(w, newError(http.StatusBadRequest, codeValidation, "a record is a JSON object"))
-		return
-	}
-	if err := s.store.AppendRunbookRecord(r.Context(), id, tok, p.name, raw); err != nil {
+	if err := s.store.AppendRunbookRecord(r.Context(), id, tok, p.name, rec); err != nil {
 		writeErr(w, s.runbookError(r.Context(), "append_runbook_record", err))
 		return
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -63,7 +64,7 @@ func TestSharedRunApprovals(t *testing.T) {
 	id, lease := created.ID, created.Lease.Token
 	runPath := "/api/v1/runbook/runs/" + id
 	save := func(token, leaseTok string, run api.RunbookRun) response {
-		return ts.do(req{method: "PUT", path: runPath, token: token, body: run, header: map[string]string{leaseHeader: leaseTok}})
+		return ts.do(req{method: "PUT", path: runPath, token: token, body: api.RunbookSave{Run: run}, header: map[string]string{leaseHeader: leaseTok}})
 	}
 	decide := func(token, step, decision string) response {
 		return ts.do(req{method: "POST", path: runPath + "/approvals", token: token,
@@ -77,7 +78,7 @@ func TestSharedRunApprovals(t *testing.T) {
 			t.Errorf("conflict should name the holder: %s", r.errorMessage())
 		}
 		mustStatus(t, save(bob, "not-the-lease", run), http.StatusConflict)
-		mustStatus(t, ts.do(req{method: "PUT", path: runPath, token: bob, body: run}), http.StatusConflict)
+		mustStatus(t, ts.do(req{method: "PUT", path: runPath, token: bob, body: api.RunbookSave{Run: run}}), http.StatusConflict)
 	})
 
 	t.Run("cannot start without approval", func(t *testing.T) {
@@ -142,9 +143,14 @@ func TestSharedRunApprovals(t *testing.T) {
 			header: map[string]string{leaseHeader: lease}}), http.StatusCreated)
 		mustStatus(t, ts.do(req{method: "POST", path: runPath + "/records", token: alice, body: map[string]any{"event": "x\u0000"},
 			header: map[string]string{leaseHeader: lease}}), http.StatusBadRequest)
+		run.Steps[1].Status = "pending" // the rejected step, as the engine leaves it
+		mustStatus(t, ts.do(req{method: "PUT", path: runPath, token: alice, header: map[string]string{leaseHeader: lease},
+			body: api.RunbookSave{Run: run, Records: []json.RawMessage{[]byte(`{"event":"a"}`), []byte(`{"event":"b"}`)}}}), http.StatusNoContent)
+		mustStatus(t, ts.do(req{method: "PUT", path: runPath, token: alice, header: map[string]string{leaseHeader: lease},
+			body: api.RunbookSave{Run: run, Records: []json.RawMessage{[]byte(`[1]`)}}}), http.StatusBadRequest)
 		var recs api.RunbookRecordsResponse
 		ts.do(req{method: "GET", path: runPath + "/records", token: viewer}).decode(t, &recs)
-		if len(recs.Records) != 1 || recs.Records[0].User != "alice" {
+		if len(recs.Records) != 3 || recs.Records[0].User != "alice" || !strings.Contains(string(recs.Records[2].Record), `"b"`) {
 			t.Fatalf("records: %+v", recs)
 		}
 		var audit api.AuditResponse
@@ -167,7 +173,6 @@ func TestSharedRunApprovals(t *testing.T) {
 		r := ts.do(req{method: "POST", path: runPath + "/lease", token: bob, body: api.RunbookLeaseRequest{Holder: "bob@desk"}})
 		mustStatus(t, r, http.StatusOK)
 		r.decode(t, &bobLease)
-		run.Steps[1].Status = "pending" // the rejected step, as the engine leaves it
 		mustStatus(t, save(alice, lease, run), http.StatusConflict) // alice's lease is gone
 		mustStatus(t, save(bob, bobLease.Token, run), http.StatusNoContent)
 	})

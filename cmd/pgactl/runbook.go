@@ -39,7 +39,10 @@ func (s *runbookSource) registerRuns(fs *pflag.FlagSet) {
 // runs opens where runs are kept, and names who is at the keyboard for the audit log: runs are
 // shared on the API of the current context (PGACTL_API_URL, --api-url or the contexts file) unless
 // --local. A shared run's operator is the API user, with the machine's login and host.
-func (s *runbookSource) runs(cmd *cobra.Command) (runs runbook.RunStore, local *runbook.Store, operator string, err error) {
+//
+// Without an API named there, the runbook environment (envArg, as --env takes it) may name one in
+// RUNS_API_URL, RUNS_USERNAME, RUNS_PASSWORD and RUNS_CA_FILE: the demo's names its own API.
+func (s *runbookSource) runs(cmd *cobra.Command, envArg string) (runs runbook.RunStore, local *runbook.Store, operator string, err error) {
 	if local, err = s.store(); err != nil {
 		return nil, nil, "", err
 	}
@@ -47,6 +50,11 @@ func (s *runbookSource) runs(cmd *cobra.Command) (runs runbook.RunStore, local *
 		return local, local, runbook.CurrentOperator(), nil
 	}
 	cctx, err := s.conn.resolve(client.Context{})
+	if errors.Is(err, client.ErrNoAPIURL) {
+		if fromEnv, ok := runsAPIOf(envArg, local.Dir); ok {
+			cctx, err = s.conn.resolve(fromEnv)
+		}
+	}
 	if errors.Is(err, client.ErrNoAPIURL) {
 		return nil, nil, "", exitcode.With(exitcode.Usage, fmt.Errorf(
 			"runs are shared on the pgAnalytics API: name it (%s, --api-url or a context) and log in as your user, or pass --local to keep the run on this machine only", client.EnvAPIURL))
@@ -117,6 +125,20 @@ func (s *runbookSource) store() (*runbook.Store, error) {
 		dir = d
 	}
 	return &runbook.Store{Dir: dir}, nil
+}
+
+// runsAPIOf reads the RUNS_* variables of a runbook environment: where its runs are shared.
+func runsAPIOf(envArg, stateDir string) (client.Context, bool) {
+	env, err := loadEnv(envArg, stateDir)
+	if err != nil {
+		return client.Context{}, false
+	}
+	get := func(name string) string {
+		v, _ := env.Lookup(name)
+		return v
+	}
+	c := client.Context{APIURL: get("RUNS_API_URL"), Username: get("RUNS_USERNAME"), Password: get("RUNS_PASSWORD"), CAFile: get("RUNS_CA_FILE")}
+	return c, c.APIURL != ""
 }
 
 // envName is --env NAME|FILE, defaulting to $PGACTL_ENV, else the shipped demo.

@@ -21,7 +21,7 @@ func sharedRuns(cmd *cobra.Command, src *runbookSource, what string) (*shared.St
 	if src.local {
 		return nil, exitcode.With(exitcode.Usage, fmt.Errorf("%s needs the API: approvals are recorded there, never locally", what))
 	}
-	runs, _, _, err := src.runs(cmd)
+	runs, _, _, err := src.runs(cmd, "")
 	if err != nil {
 		return nil, err
 	}

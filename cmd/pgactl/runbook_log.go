@@ -20,7 +20,7 @@ func newRunbookLogCmd() *cobra.Command {
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
 			}
-			runs, _, _, err := src.runs(cmd)
+			runs, _, _, err := src.runs(cmd, "")
 			if err != nil {
 				return err
 			}

@@ -22,7 +22,7 @@ failed test case), -o json for scripts.`,
 			if err := checkOutput(output, "markdown", "junit", "json"); err != nil {
 				return err
 			}
-			runs, _, _, err := src.runs(cmd)
+			runs, _, _, err := src.runs(cmd, "")
 			if err != nil {
 				return err
 			}

@@ -83,7 +83,7 @@ func runRunbook(cmd *cobra.Command, f *runFlags, target string) error {
 	if f.dryRun {
 		f.src.local = true // a preview records nothing
 	}
-	runs, store, operator, err := f.src.runs(cmd)
+	runs, store, operator, err := f.src.runs(cmd, f.env)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func newRunbookStatusCmd() *cobra.Command {
 			if err := checkOutput(output, "table", "json"); err != nil {
 				return err
 			}
-			runs, _, _, err := src.runs(cmd)
+			runs, _, _, err := src.runs(cmd, "")
 			if err != nil {
 				return err
 			}

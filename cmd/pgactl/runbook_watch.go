@@ -42,7 +42,7 @@ Exit codes: 0 every round succeeded and nothing was flagged, 1 otherwise, 2 usag
 			if len(args) == 1 {
 				phase = args[0]
 			}
-			runs, store, operator, err := src.runs(cmd)
+			runs, store, operator, err := src.runs(cmd, envName)
 			if err != nil {
 				return err
 			}

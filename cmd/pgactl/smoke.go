@@ -49,14 +49,14 @@ func (f *apiFlags) register(fs *pflag.FlagSet) {
 
 // resolve merges flags, environment and contexts file (client.ResolveContext).
 func (f *apiFlags) resolve(extra client.Context) (client.Context, error) {
-	extra.Name = f.contextName
-	extra.APIURL = f.apiURL
-	extra.CAFile = f.caFile
-	extra.Username = f.username
-	extra.PasswordFile = f.passwordFile
-	extra.ViewerUsername = f.viewerUsername
-	extra.ViewerPasswordFile = f.viewerPwFile
-	extra.InsecureSkipVerify = f.insecure
+	for dst, flag := range map[*string]string{&extra.Name: f.contextName, &extra.APIURL: f.apiURL, &extra.CAFile: f.caFile,
+		&extra.Username: f.username, &extra.PasswordFile: f.passwordFile, &extra.ViewerUsername: f.viewerUsername,
+		&extra.ViewerPasswordFile: f.viewerPwFile} {
+		if flag != "" {
+			*dst = flag
+		}
+	}
+	extra.InsecureSkipVerify = extra.InsecureSkipVerify || f.insecure
 	c, err := client.ResolveContext(extra, f.configPath, os.Getenv)
 	if err != nil {
 		return c, exitcode.With(exitcode.Usage, err)

@@ -106,6 +106,13 @@ type RunbookCreateRequest struct {
 	Holder string     `json:"holder"`
 }
 
+// RunbookSave is PUT /api/v1/runbook/runs/{id}: the run's state and the audit records that led to
+// it, stored together.
+type RunbookSave struct {
+	Run     RunbookRun        `json:"run"`
+	Records []json.RawMessage `json:"records,omitempty"`
+}
+
 // RunbookLeaseRequest is POST /api/v1/runbook/runs/{id}/lease: take the lease (resume), or renew it
 // with the X-Runbook-Lease header.
 type RunbookLeaseRequest struct {

@@ -166,8 +166,10 @@ type lease struct {
 	stop  context.CancelFunc
 	done  chan struct{}
 
-	mu   sync.Mutex
-	lost error
+	mu      sync.Mutex
+	lost    error
+	pending []json.RawMessage // records not yet sent
+	last    *api.RunbookRun   // the state last saved
 }
 
 func (s *Store) lease(id, token string) *lease {
@@ -235,22 +237,46 @@ func (l *lease) persist(ctx context.Context, what string, fn func(context.Contex
 	}
 }
 
-// Save replaces the run's state on the API.
+// Save replaces the run's state on the API, together with the records appended since the last
+// save: one request, one transaction, so that a step's record and its outcome land together.
 func (l *lease) Save(ctx context.Context, st *runbook.RunState) error {
 	run, err := ToAPI(st)
 	if err != nil {
 		return err
 	}
-	return l.persist(ctx, "save the shared run", func(ctx context.Context, c *client.Client) error {
-		return c.SaveRunbookRun(ctx, l.token, run)
-	})
+	return l.save(ctx, run)
 }
 
-// Append adds one audit record.
-func (l *lease) Append(ctx context.Context, rec runbook.AuditRecord) error {
-	return l.persist(ctx, "record in the shared run", func(ctx context.Context, c *client.Client) error {
-		return c.AppendRunbookRecord(ctx, l.id, l.token, rec)
+func (l *lease) save(ctx context.Context, run api.RunbookRun) error {
+	l.mu.Lock()
+	records := l.pending
+	l.last = &run
+	l.mu.Unlock()
+	err := l.persist(ctx, "save the shared run", func(ctx context.Context, c *client.Client) error {
+		return c.SaveRunbookRun(ctx, l.token, run, records)
 	})
+	if err == nil {
+		l.mu.Lock()
+		l.pending = l.pending[len(records):]
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// Append queues one audit record for the next save (the engine saves right after recording; the
+// last records are sent on Release).
+func (l *lease) Append(_ context.Context, rec runbook.AuditRecord) error {
+	if err := l.lostErr(); err != nil {
+		return err
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode audit record: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = append(l.pending, b)
+	return nil
 }
 
 // AwaitApproval asks the API until the step's current round is decided.
@@ -314,8 +340,14 @@ func (l *lease) Release() {
 	if l.lostErr() != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	l.mu.Lock()
+	last, unsent := l.last, len(l.pending)
+	l.mu.Unlock()
+	if last != nil && unsent > 0 {
+		_ = l.save(ctx, *last)
+	}
 	_ = l.s.call(ctx, func(ctx context.Context, c *client.Client) error {
 		return c.ReleaseRunbookLease(ctx, l.id, l.token)
 	})

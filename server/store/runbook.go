@@ -233,7 +233,7 @@ func leasedRun(ctx context.Context, tx pgx.Tx, id, token string) (api.RunbookRun
 // SaveRunbookRun replaces the run's state for the lease holder and renews the lease for ttl. A step
 // that needs approval may only start (or, manual, be done) in an approved round: the executor
 // cannot skip the approval by saving a state that says so. ErrLeaseLost, ErrNotApproved.
-func (s *Store) SaveRunbookRun(ctx context.Context, id, token string, run api.RunbookRun, ttl time.Duration) error {
+func (s *Store) SaveRunbookRun(ctx context.Context, id, token string, run api.RunbookRun, records []json.RawMessage, user string, ttl time.Duration) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		old, err := leasedRun(ctx, tx, id, token)
 		if err != nil {
@@ -257,6 +257,16 @@ func (s *Store) SaveRunbookRun(ctx context.Context, id, token string, run api.Ru
 			WHERE id = $1`, id, state, run.Status, ttl.String())
 		if err != nil {
 			return fmt.Errorf("save run: %w", err)
+		}
+		if len(records) > 0 {
+			raw := make([]string, len(records))
+			for i, r := range records {
+				raw[i] = string(r)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO runbook_records (run_id, by_user, record) SELECT $1, $2, r::jsonb FROM unnest($3::text[]) WITH ORDINALITY AS t(r, n) ORDER BY n`,
+				id, user, raw); err != nil {
+				return fmt.Errorf("append records: %w", err)
+			}
 		}
 		return nil
 	})
