@@ -125,7 +125,7 @@ func TestShellKeys(t *testing.T) {
 	}{
 		{"starts on replication", nil, 0, false, "[1 Replication]"},
 		{"tab goes right", []string{"tab"}, 1, false, "[2 Topology"},
-		{"shift+tab wraps left", []string{"shift+tab"}, 6, false, "[7 Rollback]"},
+		{"shift+tab wraps left", []string{"shift+tab"}, 7, false, "[8 Appro"},
 		{"number keys", []string{"5"}, 4, false, "[5 Collectors]"},
 		{"6 then tab", []string{"6", "tab"}, 6, false, "[7 Rollback]"},
 		{"? shows the full help", []string{"?"}, 0, false, "previous view"},

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pganalytics/pganalytics/tui/alerts"
+	"github.com/pganalytics/pganalytics/tui/approvals"
 	"github.com/pganalytics/pganalytics/tui/collectors"
 	"github.com/pganalytics/pganalytics/tui/keys"
 	"github.com/pganalytics/pganalytics/tui/replication"
@@ -21,6 +22,7 @@ type API interface {
 	topology.Source
 	collectors.Source
 	alerts.Source
+	approvals.Source
 }
 
 // Options configure the console.
@@ -48,7 +50,7 @@ type Options struct {
 const RollbackPhase = "rollback"
 
 // New builds the console: Replication (shown first), Topology, Runbook, Smoke, Collectors, Alerts,
-// Rollback.
+// Rollback, Approvals.
 func New(o Options) *App {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -74,6 +76,7 @@ func New(o Options) *App {
 		{"Collectors", collectors.New(collectors.Options{Env: env, Source: o.API})},
 		{"Alerts", alerts.New(alerts.Options{Env: env, Source: o.API})},
 		{"Rollback", runbookTab("Rollback", func(id string) bool { return id == RollbackPhase })},
+		{"Approvals", approvals.New(approvals.Options{Env: env, Source: o.API})},
 	}
 	return newApp(ctx, cancel, o, tabs)
 }

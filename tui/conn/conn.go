@@ -21,6 +21,7 @@ const (
 	SourceCollectors  = "collectors"
 	SourceAlerts      = "alerts"
 	SourceTopology    = "topology"
+	SourceApprovals   = "approvals"
 )
 
 // Msg is one feed's latest outcome: Err nil means it worked. RetryIn is when the feed tries again

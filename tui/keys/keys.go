@@ -9,7 +9,7 @@ type Map struct {
 	// Global.
 	NextView  key.Binding
 	PrevView  key.Binding
-	GotoView  key.Binding // 1-7
+	GotoView  key.Binding // 1-8
 	Help      key.Binding
 	Quit      key.Binding
 	Interrupt key.Binding // ctrl+c: refused mid-step like q, a second press within 2 s forces
@@ -33,6 +33,8 @@ type Map struct {
 
 	Deregister key.Binding // collectors, operator+
 	Silence    key.Binding // alerts, operator+
+	Approve    key.Binding // approvals, operator+
+	Reject     key.Binding // approvals, operator+
 	RunStep    key.Binding // runbook, operator+
 	RunPhase   key.Binding // runbook, operator+
 	Resume     key.Binding // runbook, operator+
@@ -60,7 +62,7 @@ func New() Map {
 	return Map{
 		NextView:  key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next view")),
 		PrevView:  key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous view")),
-		GotoView:  key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7"), key.WithHelp("1-7", "go to view")),
+		GotoView:  key.NewBinding(key.WithKeys("1", "2", "3", "4", "5", "6", "7", "8"), key.WithHelp("1-8", "go to view")),
 		Help:      key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Quit:      key.NewBinding(key.WithKeys("q"), key.WithHelp("q", "quit")),
 		Interrupt: key.NewBinding(key.WithKeys("ctrl+c"), key.WithHelp("ctrl+c", "quit (twice to force)")),
@@ -82,6 +84,8 @@ func New() Map {
 
 		Deregister: key.NewBinding(key.WithKeys("d"), key.WithHelp("d", "deregister")),
 		Silence:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "silence")),
+		Approve:    key.NewBinding(key.WithKeys("a"), key.WithHelp("a", "approve")),
+		Reject:     key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "reject")),
 		RunStep:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "run step")),
 		RunPhase:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "run phase")),
 		Resume:     key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "resume last run")),

@@ -204,3 +204,15 @@ func (s *Session) Logout(ctx context.Context) error {
 	}
 	return s.base.WithToken(pair.AccessToken).Logout(ctx, pair.RefreshToken)
 }
+
+// PendingApprovals is GET /runbook/approvals.
+func (s *Session) PendingApprovals(ctx context.Context) (p []api.PendingApproval, err error) {
+	err = s.Do(ctx, func(c *client.Client) (err error) { p, err = c.PendingApprovals(ctx); return err })
+	return p, err
+}
+
+// DecideApproval is POST /runbook/runs/{id}/approvals.
+func (s *Session) DecideApproval(ctx context.Context, runID string, req api.ApprovalRequest) (a api.Approval, err error) {
+	err = s.Do(ctx, func(c *client.Client) (err error) { a, err = c.DecideApproval(ctx, runID, req); return err })
+	return a, err
+}

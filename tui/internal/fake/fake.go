@@ -42,6 +42,8 @@ type API struct {
 	EventsR     []api.Event             // GET /events, newest first
 	Streamed    []api.Event             // replication events played once on the first event stream
 	AtCalls     []time.Time             // the times GET /replication?at= was asked for
+	PendingR    []api.PendingApproval   // GET /runbook/approvals
+	Decisions   []api.ApprovalRequest   // POST /runbook/runs/{id}/approvals received
 
 	streamed, eventsStreamed bool
 }
@@ -226,4 +228,31 @@ func SmokeSuite() *Suite {
 		{Name: smoke.CheckRBAC, Status: smoke.StatusFail, Duration: ms(41), Message: "viewer on /api/v1/users got 200, want 403: fix the API's role check"},
 		{Name: smoke.CheckRateLimit, Status: smoke.StatusPass, Duration: ms(1830), Message: "429 after 101 requests, Retry-After 37"},
 	}}
+}
+
+// PendingApprovals is GET /runbook/approvals.
+func (a *API) PendingApprovals(context.Context) ([]api.PendingApproval, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.Err != nil {
+		return nil, a.Err
+	}
+	return append([]api.PendingApproval(nil), a.PendingR...), nil
+}
+
+// DecideApproval records the decision and takes the step off the pending list.
+func (a *API) DecideApproval(_ context.Context, runID string, req api.ApprovalRequest) (api.Approval, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.Err != nil {
+		return api.Approval{}, a.Err
+	}
+	a.Decisions = append(a.Decisions, req)
+	for i, p := range a.PendingR {
+		if p.RunID == runID && p.Phase == req.Phase && p.Step == req.Step {
+			a.PendingR = append(a.PendingR[:i], a.PendingR[i+1:]...)
+			break
+		}
+	}
+	return api.Approval{RunID: runID, Phase: req.Phase, Step: req.Step, Decision: req.Decision, User: "bob", Comment: req.Comment}, nil
 }
