@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,7 +33,7 @@ title = "Migrate"
 kind = "command"
 destructive = true
 approve = ["database-lead"]
-run = 'echo "migrated by $PGACTL_RUN_ID" >> "$WORK/log"'
+run = 'echo "migrated by $PGACTL_RUN_ID" >> "$WORK/log"; echo "connecting with $DB_PASSWORD"'
 
 [[phase]]
 id = "long"
@@ -46,7 +47,10 @@ timeout = "5m"
 run = 'while [ ! -f "$WORK/go" ]; do sleep 0.2; done; echo done >> "$WORK/log"'
 `
 
-const teamPassword = "correct-horse-battery-staple"
+const (
+	teamPassword = "correct-horse-battery-staple"
+	sharedSecret = "s3cret-never-stored-4711"
+)
 
 // sharedFixture writes the runbook and its environment and makes the team: the stack's admin is
 // the deployment and database lead who executes; bob is a database lead; carol holds no team role.
@@ -61,7 +65,7 @@ func sharedFixture(t *testing.T, s *stack) (work string, files []string) {
 	if err := os.WriteFile(rb, []byte(sharedRunbook), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(env, []byte("loopback_only = true\n[vars]\nWORK = \""+work+"\"\n"), 0o600); err != nil {
+	if err := os.WriteFile(env, []byte("loopback_only = true\n[vars]\nWORK = \""+work+"\"\nDB_PASSWORD = \""+sharedSecret+"\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	admin := s.apiClient(t)
@@ -189,6 +193,23 @@ func TestSharedRunTwoPersonApproval(t *testing.T) {
 	}
 	if log, _ := os.ReadFile(filepath.Join(work, "log")); !strings.Contains(string(log), "migrated by "+id) {
 		t.Errorf("migrate did not run once approved: %q", log)
+	}
+
+	// The step printed the environment's secret: the run on the API holds it redacted, nowhere whole.
+	stored, err := admin.RunbookRecords(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := admin.RunbookRun(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := fmt.Sprintf("%+v %+v", stored, run)
+	for _, r := range stored {
+		all += string(r.Record)
+	}
+	if strings.Contains(all, sharedSecret) || !strings.Contains(all, "connecting with") {
+		t.Errorf("the secret reached the API (or the output did not): %s", all)
 	}
 
 	report, errOut, code := runPgactl(t, time.Minute, carol, "runbook", "report", "--run", id, "-o", "markdown")
