@@ -39,8 +39,13 @@ outage: deps ## the collector's backlog delivery time after a 3-minute API outag
 demo: deps build ## start the whole stack locally (throwaway clusters, API, collector, console)
 	$(BIN)/pgactl demo --bin-dir $(BIN)
 
-bench: deps ## run the benchmarks (figures go to docs/performance.md)
-	$(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 20m ./...
+# The push-latency load test also writes the baseline `pgactl runbook watch --baseline` compares
+# production with (BASELINE=path to put it elsewhere).
+BASELINE ?= $(BIN)/load-test-baseline.json
+
+bench: deps ## run the benchmarks (figures go to docs/performance.md) and write the load-test baseline ($(BASELINE))
+	@mkdir -p $(dir $(BASELINE))
+	PGANALYTICS_BASELINE_FILE=$(abspath $(BASELINE)) $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 20m ./...
 
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	@./scripts/fuzz.sh $${FUZZTIME:-20s}

@@ -29,8 +29,9 @@ const (
 	maxMetricsBytes = 8 << 20
 )
 
-// validationSQL is the plan's "Check database query performance" query (Phase 3 Step 8).
-const validationSQL = `SELECT DISTINCT collector_id, COUNT(*) as metrics FROM metrics ` +
+// ValidationSQL is the plan's "Check database query performance" query (Phase 3 Step 8); the load
+// test times it too, for the baseline the Phase 4 watch compares with.
+const ValidationSQL = `SELECT DISTINCT collector_id, COUNT(*) as metrics FROM metrics ` +
 	`WHERE timestamp > now() - interval '10 minutes' GROUP BY collector_id`
 
 // scrape is one read of an API server's /metrics.
@@ -299,7 +300,7 @@ func (e *Engine) perfStore(ctx context.Context, s *Step, window time.Duration, o
 		problems = append(problems, fmt.Sprintf("no collector pushed to %s within the window", label))
 	}
 	began := time.Now()
-	vrows, err := conn.Query(ctx, validationSQL)
+	vrows, err := conn.Query(ctx, ValidationSQL)
 	if err == nil {
 		for vrows.Next() {
 		}

@@ -325,7 +325,7 @@ func (e *Engine) sample(ctx context.Context, w *WatchState) Sample {
 	}
 	defer closeConn(conn)
 	began := time.Now()
-	if rows, err := conn.Query(ctx, validationSQL); err != nil {
+	if rows, err := conn.Query(ctx, ValidationSQL); err != nil {
 		s.StoreError = err.Error()
 	} else {
 		for rows.Next() {

@@ -38,7 +38,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/internal/fileutil"
 	"github.com/pganalytics/pganalytics/internal/pgtest"
+	"github.com/pganalytics/pganalytics/runbook"
 	"github.com/pganalytics/pganalytics/server/config"
 	"github.com/pganalytics/pganalytics/server/store"
 )
@@ -430,8 +432,51 @@ func BenchmarkPushLatency1000Collectors(b *testing.B) {
 			rss, peak := s.rssMiB(b)
 			b.ReportMetric(rss, "server-rss-MiB")
 			b.ReportMetric(peak, "server-peak-rss-MiB")
+			if path := os.Getenv("PGANALYTICS_BASELINE_FILE"); path != "" {
+				s.writeBaseline(b, path, runbook.Sample{
+					At: time.Now().UTC(), APICPU: cpu / duration.Seconds(), APIRSSBytes: rss * (1 << 20),
+					P50Seconds: pct(0.50) / 1000, P95Seconds: pct(0.95) / 1000, P99Seconds: pct(0.99) / 1000,
+					Requests: float64(len(lat) + errs), ErrorRate: float64(errs) / float64(len(lat)+errs),
+					CollectorSuccess: float64(len(lat)) / float64(len(lat)+errs),
+				})
+			}
 		}
 	})
+}
+
+// writeBaseline completes the load test's figures with the store's (the plan's validation SQL
+// timed, the database size) and writes them as the baseline file `pgactl runbook watch
+// --baseline` compares production with.
+func (s *benchServer) writeBaseline(b *testing.B, path string, sample runbook.Sample) {
+	b.Helper()
+	conn, err := pgx.Connect(b.Context(), s.dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(b.Context())
+	start := time.Now()
+	rows, err := conn.Query(b.Context(), runbook.ValidationSQL)
+	if err == nil {
+		for rows.Next() {
+		}
+		rows.Close()
+		err = rows.Err()
+	}
+	if err != nil {
+		b.Fatalf("validation SQL: %v", err)
+	}
+	sample.QuerySeconds = time.Since(start).Seconds()
+	if err := conn.QueryRow(b.Context(), `SELECT pg_database_size(current_database())::float8`).Scan(&sample.DatabaseBytes); err != nil {
+		b.Fatal(err)
+	}
+	data, err := json.MarshalIndent(sample, "", "  ")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := fileutil.WriteAtomic(path, append(data, '\n'), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("load-test baseline written to %s", path)
 }
 
 // simulateFleet runs every collector's push loop until duration has passed and returns the

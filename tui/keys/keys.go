@@ -38,6 +38,7 @@ type Map struct {
 	RunStep    key.Binding // runbook, operator+
 	RunPhase   key.Binding // runbook, operator+
 	Resume     key.Binding // runbook, operator+
+	Watch      key.Binding // runbook: the Phase 4 watch of the selected phase, operator+
 	SkipStep   key.Binding // runbook prompts
 	Abort      key.Binding // runbook prompts
 	RunSuite   key.Binding // smoke
@@ -89,6 +90,7 @@ func New() Map {
 		RunStep:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "run step")),
 		RunPhase:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "run phase")),
 		Resume:     key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "resume last run")),
+		Watch:      key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "watch phase")),
 		SkipStep:   key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "skip step")),
 		Abort:      key.NewBinding(key.WithKeys("a", "esc"), key.WithHelp("a/esc", "abort run")),
 		RunSuite:   key.NewBinding(key.WithKeys("enter", "r"), key.WithHelp("enter/r", "run suite")),

@@ -3,6 +3,7 @@ package runbook
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/pganalytics/pganalytics/runbook"
 )
@@ -16,6 +17,8 @@ type EngineRunner struct {
 	Runs        runbook.RunStore   // where runs are kept (shared on the API); nil: the local StateDir
 	BreakGlass  string             // a local run's reason to run steps that need approval without it
 	Operator    string             // default: the engine's (the login name)
+	WatchEvery  time.Duration      // the console's watch: default DefaultWatchEvery
+	WatchFor    time.Duration      // default DefaultWatchFor
 	Smoke       runbook.SmokeSuite // runs the check "smoke"
 }
 
@@ -74,4 +77,36 @@ func (e *EngineRunner) History(ctx context.Context, phase string) ([]*runbook.Ru
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// Watch starts a watch of phase (every WatchEvery for WatchFor), or continues the watch resumeID.
+func (e *EngineRunner) Watch(ctx context.Context, phase, resumeID string, onRound func(*runbook.WatchState, runbook.WatchRound)) (*runbook.WatchState, error) {
+	eng, err := e.engine(nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resumeID != "" {
+		return eng.ResumeWatch(ctx, resumeID, onRound)
+	}
+	every, span := e.WatchEvery, e.WatchFor
+	if every <= 0 {
+		every = DefaultWatchEvery
+	}
+	if span <= 0 {
+		span = DefaultWatchFor
+	}
+	return eng.Watch(ctx, runbook.WatchOptions{Phase: phase, Every: every, For: span}, onRound)
+}
+
+// UnfinishedWatch is the newest watch of this environment that stopped before its end.
+func (e *EngineRunner) UnfinishedWatch() (*runbook.WatchState, error) {
+	w, err := (&runbook.Store{Dir: e.StateDir}).LatestWatch()
+	if err != nil {
+		return nil, nil // no watch yet
+	}
+	if w.Env != e.Environment.Name || (w.Status != runbook.StatusRunning && w.Status != runbook.StatusInterrupted) ||
+		!time.Now().Before(w.EndsAt) {
+		return nil, nil
+	}
+	return w, nil
 }

@@ -105,6 +105,9 @@ func (m *Model) statusLines() []string {
 		parts = append(parts, th.Muted.Render("read-only"))
 	}
 	lines := []string{strings.Join(parts, sep)}
+	if l := m.watchLine(); l != "" {
+		lines = append(lines, l)
+	}
 	switch {
 	case m.run != nil:
 		id := m.run.id

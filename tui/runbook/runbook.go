@@ -79,6 +79,8 @@ type Model struct {
 	cursor widget.Cursor // over rows; headings are skipped
 
 	run          *activeRun
+	watch        *activeWatch
+	resumeWatch  *runbook.WatchState // a watch a previous console left unfinished, continued once allowed
 	notice       string
 	outputScroll int // lines up from the bottom of the output pane
 }
@@ -117,9 +119,19 @@ func New(o Options) *Model {
 // SetRole lets operators and admins run steps; viewers only look.
 func (m *Model) SetRole(role string) {
 	m.canRun = role == api.RoleAdmin || role == api.RoleOperator
-	for _, b := range []*key.Binding{&m.keys.RunStep, &m.keys.RunPhase, &m.keys.Resume} {
+	for _, b := range []*key.Binding{&m.keys.RunStep, &m.keys.RunPhase, &m.keys.Resume, &m.keys.Watch} {
 		b.SetEnabled(m.canRun)
 	}
+}
+
+// continueWatch resumes the watch a previous console left, once the role allows running.
+func (m *Model) continueWatch() tea.Cmd {
+	w := m.resumeWatch
+	if w == nil || !m.canRun || m.watch != nil {
+		return nil
+	}
+	m.resumeWatch = nil
+	return m.startWatch(w.Phase, w.ID)
 }
 
 // SetSize sets the area the view draws in.
@@ -152,7 +164,7 @@ func (m *Model) Init() tea.Cmd {
 			phases = append(phases, rw.phase.ID)
 		}
 	}
-	return func() tea.Msg {
+	return tea.Batch(m.findUnfinishedWatch(), func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		out := map[string][]*runbook.RunState{}
@@ -164,7 +176,7 @@ func (m *Model) Init() tea.Cmd {
 			out[p] = runs
 		}
 		return historyMsg{runs: out}
-	}
+	})
 }
 
 // applyHistory shows each step as the newest run that included it left it, and remembers the newest
@@ -207,6 +219,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 	case widget.Event[runEvent]:
 		return m, m.onRunEvent(msg)
+	case widget.Event[watchEvent]:
+		return m, m.onWatchEvent(msg)
+	case unfinishedWatchMsg:
+		if m.opts.Phases(msg.w.Phase) {
+			m.resumeWatch = msg.w
+			return m, m.continueWatch()
+		}
 	case tea.KeyMsg:
 		return m, m.handleKey(msg)
 	}
@@ -285,6 +304,10 @@ func (m *Model) handleKey(k tea.KeyMsg) tea.Cmd {
 			return nil
 		}
 		return m.start(runbook.Target{Phase: st.phase}, last.ID)
+	case k.String() == m.keys.Watch.Keys()[0]:
+		if st := m.selected(); st != nil {
+			return m.startWatch(st.phase, "")
+		}
 	}
 	return nil
 }
@@ -294,14 +317,14 @@ func (m *Model) ShortHelp() []key.Binding {
 	if m.run != nil && m.run.prompt != nil {
 		return m.promptKeys()
 	}
-	return []key.Binding{m.keys.RunStep, m.keys.RunPhase, m.keys.Resume, m.keys.Up, m.keys.Down}
+	return []key.Binding{m.keys.RunStep, m.keys.RunPhase, m.keys.Resume, m.keys.Watch, m.keys.Up, m.keys.Down}
 }
 
 // FullHelp groups every key of the view.
 func (m *Model) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{m.keys.Up, m.keys.Down, m.keys.Top, m.keys.Bottom, withHelp(m.keys.PageUp, "output up"), withHelp(m.keys.PageDown, "output down")},
-		{m.keys.RunStep, m.keys.RunPhase, m.keys.Resume},
+		{m.keys.RunStep, m.keys.RunPhase, m.keys.Resume, m.keys.Watch},
 		{withHelp(m.keys.Confirm, "done / retry"), m.keys.SkipStep, m.keys.Abort},
 	}
 }

@@ -258,3 +258,52 @@ func TestQuitWaitsForTheInterruptedRun(t *testing.T) {
 
 // prompting reports an open prompt of any kind.
 func (m *Model) prompting() bool { return m.run != nil && m.run.prompt != nil }
+
+// TestConsoleWatch: w watches the selected phase in the background, rounds shown as they come; a
+// watch the console left when it quit is continued by the next console.
+func TestConsoleWatch(t *testing.T) {
+	book, err := runbook.Parse("watch.toml", []byte(`
+title = "w"
+[[phase]]
+id = "monitoring"
+title = "Monitoring"
+[[phase.step]]
+id = "check"
+title = "A quick check"
+kind = "command"
+run = "echo fine"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	env, err := runbook.ParseEnvironment("test-env.toml", []byte("description = \"test\"\n"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runner := &EngineRunner{Book: book, Environment: env, StateDir: dir, Operator: "tester",
+		WatchEvery: 300 * time.Millisecond, WatchFor: 3 * time.Second}
+
+	m, d := newView(t, runner, api.RoleOperator, nil)
+	d.Send(fake.Press("w"))
+	d.Until("two rounds", func() bool { return m.watch != nil && m.watch.last != nil && m.watch.last.N >= 2 })
+	if v := m.View(); !strings.Contains(v, "◷ watching monitoring every 300ms") || !strings.Contains(v, "round 2 succeeded") {
+		t.Errorf("the watch's status line:\n%s", v)
+	}
+	if m.Busy() {
+		t.Error("the watch makes the view busy: quitting would be refused, yet a watch continues in the next console")
+	}
+	m.watch.cancel() // the console quits
+	d.Until("the watch stopped", func() bool { return m.watch == nil })
+
+	left, err := runner.UnfinishedWatch()
+	if err != nil || left == nil || left.Status != runbook.StatusInterrupted {
+		t.Fatalf("the interrupted watch: %+v, %v", left, err)
+	}
+	m2, d2 := newView(t, runner, api.RoleOperator, nil)
+	d2.Until("the watch continued", func() bool { return m2.watch != nil && m2.watch.last != nil && m2.watch.last.N > left.Rounds[len(left.Rounds)-1].N })
+	d2.Until("the watch's end", func() bool { return m2.watch == nil })
+	if !strings.Contains(m2.notice, "succeeded") {
+		t.Errorf("after the watch: %q", m2.notice)
+	}
+}
