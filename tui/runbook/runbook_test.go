@@ -301,7 +301,9 @@ run = "echo fine"
 		t.Fatalf("the interrupted watch: %+v, %v", left, err)
 	}
 	m2, d2 := newView(t, runner, api.RoleOperator, nil)
-	d2.Until("the watch continued", func() bool { return m2.watch != nil && m2.watch.last != nil && m2.watch.last.N > left.Rounds[len(left.Rounds)-1].N })
+	d2.Until("the watch continued", func() bool {
+		return m2.watch != nil && m2.watch.last != nil && m2.watch.last.N > left.Rounds[len(left.Rounds)-1].N
+	})
 	d2.Until("the watch's end", func() bool { return m2.watch == nil })
 	if !strings.Contains(m2.notice, "succeeded") {
 		t.Errorf("after the watch: %q", m2.notice)
