@@ -8,7 +8,7 @@ PG_MAJORS  ?= 13 14 15 16 17 18
 # Packages whose tests depend on the PostgreSQL major (run once per major by test-matrix).
 MATRIX_PKGS ?= ./internal/pgtest/... ./internal/pgcluster/... ./collector/... ./server/store/...
 
-.PHONY: help build test test-matrix outage demo bench lint fuzz deps clean
+.PHONY: help build test test-matrix outage demo bench soak lint fuzz deps clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ BASELINE ?= $(BIN)/load-test-baseline.json
 bench: deps ## run the benchmarks (figures go to docs/performance.md) and write the load-test baseline ($(BASELINE))
 	@mkdir -p $(dir $(BASELINE))
 	PGANALYTICS_BASELINE_FILE=$(abspath $(BASELINE)) $(GO) test -p 1 -run '^$$' -bench . -benchmem -count=1 -timeout 20m ./...
+
+SOAK ?= 1h
+
+soak: deps ## 1,000 simulated collectors against one API server for SOAK (1h): memory, goroutines, store growth, p95 (not in CI)
+	@mkdir -p $(BIN)
+	set -o pipefail; PGANALYTICS_SOAK_DURATION=$(SOAK) $(GO) test -p 1 -run '^$$' -bench Soak -benchtime 1x -timeout 0 ./server/ | tee $(BIN)/soak.txt
 
 fuzz: ## run each fuzz target for FUZZTIME (default 20s)
 	@./scripts/fuzz.sh $${FUZZTIME:-20s}

@@ -188,6 +188,12 @@ func TestSharedRunTwoPersonApproval(t *testing.T) {
 	if out, errOut, code := runPgactl(t, time.Minute, bob, "runbook", "approve", id, "prod/migrate", "--comment", "schema diff reviewed"); code != 0 {
 		t.Fatalf("bob's approval: exit %d\n%s%s", code, out, errOut)
 	}
+	approved := time.Now()
+	waitFor(t, time.Minute, "migrate to run once approved", func(ctx context.Context) (bool, string) {
+		_, err := os.Stat(filepath.Join(work, "log"))
+		return err == nil, "not yet"
+	})
+	t.Logf("the approved step ran %.2f s after the approval was recorded", time.Since(approved).Seconds())
 	if code, out := wait(); code != 0 {
 		t.Fatalf("the run: exit %d\n%s", code, out)
 	}

@@ -65,6 +65,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, p *principal
 		return
 	}
 	s.metrics.ingestSamples.Add(float64(accepted))
+	s.remote.Enqueue(p.id, req)
 	if req.Status != nil {
 		s.metrics.collectors.set(p.id, *req.Status, time.Now())
 	}

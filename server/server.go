@@ -29,6 +29,7 @@ import (
 	"github.com/pganalytics/pganalytics/server/auth"
 	"github.com/pganalytics/pganalytics/server/config"
 	"github.com/pganalytics/pganalytics/server/ratelimit"
+	"github.com/pganalytics/pganalytics/server/remotewrite"
 	"github.com/pganalytics/pganalytics/server/store"
 )
 
@@ -93,6 +94,7 @@ type Server struct {
 
 	rules    atomic.Pointer[alerting.Rules]
 	notifier *notifier // nil without Alertmanagers
+	remote   *remotewrite.Forwarder
 
 	prometheus     http.Handler
 	metricsToken   []byte       // SHA-256 of metrics.bearer_token, nil when /metrics is open
@@ -183,6 +185,13 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.rules.Store(rules)
+	endpoints, err := remoteWriteEndpoints(cfg.RemoteWrite)
+	if err != nil {
+		return nil, err
+	}
+	if s.remote, err = remotewrite.New(endpoints, s.metrics.reg, s.log); err != nil {
+		return nil, err
+	}
 	if a := cfg.Alerting; len(a.AlertmanagerURLs) > 0 {
 		generator := ""
 		if a.ExternalURL != "" {
@@ -257,6 +266,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.statsLoop(bg) })
 	wg.Go(func() { s.maintainLoop(bg) })
 	wg.Go(func() { s.expireRateLimitsLoop(bg) })
+	wg.Go(func() { s.remote.Run(bg) })
 	if s.tls != nil {
 		wg.Go(func() { s.tls.watch(bg, s.log) })
 	}

@@ -48,6 +48,9 @@ type Config struct {
 	Auth     Auth     `toml:"auth"`
 	Limits   Limits   `toml:"limits"`
 
+	// RemoteWrite lists the Prometheus remote-write receivers every ingested sample is forwarded to.
+	RemoteWrite []RemoteWrite `toml:"remote_write"`
+
 	// TrustedProxyNets is TrustedProxies parsed (a bare address becomes a /32 or /128).
 	TrustedProxyNets []netip.Prefix `toml:"-"`
 }
@@ -91,6 +94,59 @@ type Alerting struct {
 	ResendInterval   Duration `toml:"resend_interval"`
 	ExternalURL      string   `toml:"external_url"`     // this API as people reach it, for generatorURL
 	RunbookBaseURL   string   `toml:"runbook_base_url"` // prefixes a rule's relative runbook_url
+}
+
+// RemoteWrite is one Prometheus remote-write receiver (Prometheus with
+// --web.enable-remote-write-receiver, Mimir, Thanos Receive, VictoriaMetrics): its URL, how to
+// authenticate (headers, a bearer token, basic auth, a CA), and its queue.
+type RemoteWrite struct {
+	URL               string            `toml:"url"`
+	Headers           map[string]string `toml:"headers"` // e.g. X-Scope-OrgID
+	BearerToken       string            `toml:"bearer_token"`
+	BearerTokenFile   string            `toml:"bearer_token_file"`
+	BasicAuthUsername string            `toml:"basic_auth_username"`
+	BasicAuthPassword string            `toml:"basic_auth_password"`
+	CAFile            string            `toml:"ca_file"`
+	Timeout           Duration          `toml:"timeout"`       // per request (default 30s)
+	QueueSamples      int               `toml:"queue_samples"` // default 100000; beyond, samples are dropped and counted
+	BatchSamples      int               `toml:"batch_samples"` // per request (default 2000)
+}
+
+// reservedRemoteWriteHeaders are set by the sender itself.
+var reservedRemoteWriteHeaders = []string{"content-type", "content-encoding", "x-prometheus-remote-write-version", "user-agent"}
+
+func (rw RemoteWrite) validate(i int) error {
+	where := fmt.Sprintf("remote_write[%d]", i)
+	if p, err := url.Parse(rw.URL); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return fmt.Errorf("%s.url %q: want an http(s) URL", where, rw.URL)
+	}
+	for k := range rw.Headers {
+		if slices.Contains(reservedRemoteWriteHeaders, strings.ToLower(k)) {
+			return fmt.Errorf("%s.headers: %s is set by the sender", where, k)
+		}
+		if strings.EqualFold(k, "Authorization") && (rw.BearerToken != "" || rw.BearerTokenFile != "" || rw.BasicAuthUsername != "") {
+			return fmt.Errorf("%s: an Authorization header and bearer_token or basic_auth exclude each other", where)
+		}
+	}
+	auths := 0
+	for _, set := range []bool{rw.BearerToken != "", rw.BearerTokenFile != "", rw.BasicAuthUsername != ""} {
+		if set {
+			auths++
+		}
+	}
+	switch {
+	case auths > 1:
+		return fmt.Errorf("%s: bearer_token, bearer_token_file and basic_auth_username exclude each other", where)
+	case rw.BasicAuthPassword != "" && rw.BasicAuthUsername == "":
+		return fmt.Errorf("%s: basic_auth_password needs basic_auth_username", where)
+	case rw.Timeout.D() < 0 || rw.Timeout.D() > 5*time.Minute:
+		return fmt.Errorf("%s.timeout %s: want 0s (default 30s)..5m", where, rw.Timeout.D())
+	case rw.QueueSamples < 0 || rw.QueueSamples > 10_000_000:
+		return fmt.Errorf("%s.queue_samples %d: want 0 (default)..10000000", where, rw.QueueSamples)
+	case rw.BatchSamples < 0 || rw.BatchSamples > 100_000:
+		return fmt.Errorf("%s.batch_samples %d: want 0 (default)..100000", where, rw.BatchSamples)
+	}
+	return nil
 }
 
 // Auth configures token lifetimes and the login lock-out.
@@ -275,6 +331,12 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("ALERTMANAGER_URLS"); v != "" {
 		c.Alerting.AlertmanagerURLs = splitList(v)
 	}
+	if v := getenv("REMOTE_WRITE_URLS"); v != "" {
+		c.RemoteWrite = nil
+		for _, u := range splitList(v) {
+			c.RemoteWrite = append(c.RemoteWrite, RemoteWrite{URL: u})
+		}
+	}
 	if v := getenv("TRUSTED_PROXIES"); v != "" {
 		c.TrustedProxies = splitList(v)
 	}
@@ -378,6 +440,11 @@ func (c *Config) check() error {
 		}
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			return fmt.Errorf("alerting: %q is not an http(s) URL", u)
+		}
+	}
+	for i, rw := range c.RemoteWrite {
+		if err := rw.validate(i); err != nil {
+			return err
 		}
 	}
 	if c.Alerting.EvaluationInterval.D() < 100*time.Millisecond {
