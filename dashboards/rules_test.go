@@ -25,6 +25,8 @@ func TestPrometheusRules(t *testing.T) {
 		{"check rules", []string{"check", "rules", "rules.yml"}},
 		{"test rules", []string{"test", "rules", "rules_test.yml"}},
 		{"check config", []string{"check", "config", "prometheus.yml"}},
+		{"check replication rules", []string{"check", "rules", "replication_rules.yml"}},
+		{"test replication rules", []string{"test", "rules", "replication_rules_test.yml"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,5 +89,42 @@ func TestRulesUseServerMetrics(t *testing.T) {
 	}
 	if len(seen) == 0 {
 		t.Fatal("found no pganalytics_* metric in rules.yml")
+	}
+}
+
+// collectorMetric finds the collector's metric names in replication_rules.yml.
+var collectorMetric = regexp.MustCompile(`\bpg_[a-z0-9_]+\b`)
+
+// TestReplicationRulesUseCollectorMetrics checks that every pg_* metric the replication rules query
+// is one the collector pushes (collector/pgmetrics declares each name as a string literal).
+func TestReplicationRulesUseCollectorMetrics(t *testing.T) {
+	rules, err := os.ReadFile(filepath.Join(prometheusDir, "replication_rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources, err := filepath.Glob(filepath.Join("..", "collector", "pgmetrics", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var collector strings.Builder
+	for _, f := range sources {
+		if b, err := os.ReadFile(f); err == nil && !strings.HasSuffix(f, "_test.go") {
+			collector.Write(b)
+		}
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(rules), "\n") {
+		if trimmed := strings.TrimSpace(line); strings.HasPrefix(trimmed, "#") || strings.Contains(line, "summary:") {
+			continue
+		}
+		for _, name := range collectorMetric.FindAllString(line, -1) {
+			if !seen[name] && !strings.Contains(collector.String(), `"`+name+`"`) {
+				t.Errorf("replication_rules.yml uses %s, which the collector does not push", name)
+			}
+			seen[name] = true
+		}
+	}
+	if len(seen) < 8 {
+		t.Fatalf("found only %d pg_* metrics in replication_rules.yml", len(seen))
 	}
 }

@@ -11,7 +11,7 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v pg_conf
 fi
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool checks deploy/prometheus rules
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || need+=(prometheus) # promtool checks deploy/prometheus rules
 # alertmanager and amtool: the alert delivery tests and the deploy/alertmanager config check
 command -v amtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 id postgres >/dev/null 2>&1 || need+=(postgresql)

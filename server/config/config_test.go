@@ -111,6 +111,13 @@ func TestLoadRefusals(t *testing.T) {
 		{"bad listen", "", map[string]string{"LISTEN_ADDR": "8080"}, `listen_addr "8080"`},
 		{"decompressed below wire cap", "[limits]\npush_max_bytes = 4096\npush_max_decompressed_bytes = 2048\n", nil, "push_max_decompressed_bytes"},
 		{"short retention", "[database]\nretention = \"1h\"\n", nil, "database.retention"},
+		{"remote write without a URL", "[[remote_write]]\nqueue_samples = 10\n", nil, "remote_write[0].url"},
+		{"remote write URL not http", "", map[string]string{"REMOTE_WRITE_URLS": "ftp://m.example/push"}, "remote_write[0].url"},
+		{"remote write reserved header", "[[remote_write]]\nurl = \"https://m.example/api/v1/push\"\nheaders = { Content-Encoding = \"gzip\" }\n", nil, "set by the sender"},
+		{"remote write two auths", "[[remote_write]]\nurl = \"https://m.example/api/v1/push\"\nbearer_token = \"t\"\nbasic_auth_username = \"u\"\n", nil, "exclude each other"},
+		{"remote write password alone", "[[remote_write]]\nurl = \"https://m.example/api/v1/push\"\nbasic_auth_password = \"p\"\n", nil, "needs basic_auth_username"},
+		{"remote write huge queue", "[[remote_write]]\nurl = \"https://m.example/api/v1/push\"\nqueue_samples = 100000000\n", nil, "queue_samples"},
+		{"remote write bare timeout", "[[remote_write]]\nurl = \"https://m.example/api/v1/push\"\ntimeout = 30\n", nil, ":3:"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
