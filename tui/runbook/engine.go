@@ -2,6 +2,7 @@ package runbook
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -52,8 +53,8 @@ func (e *EngineRunner) Resume(ctx context.Context, runID string, c runbook.Confi
 	return eng.Resume(ctx, runID)
 }
 
-// History lists the runs of phase made with this runbook and environment, newest first; runs
-// another process is executing right now are left out (they cannot be resumed from here).
+// History lists the runs of phase made with this runbook and environment, newest first, those
+// another process is executing right now included (their Lease is set).
 func (e *EngineRunner) History(ctx context.Context, phase string) ([]*runbook.RunState, error) {
 	var store runbook.RunStore = &runbook.Store{Dir: e.StateDir}
 	if e.Runs != nil {
@@ -69,9 +70,6 @@ func (e *EngineRunner) History(ctx context.Context, phase string) ([]*runbook.Ru
 			continue
 		}
 		if r.Target != phase && !strings.HasPrefix(r.Target, phase+"/") {
-			continue
-		}
-		if r.Status == runbook.StatusRunning && r.Lease != nil {
 			continue
 		}
 		out = append(out, r)
@@ -109,4 +107,19 @@ func (e *EngineRunner) UnfinishedWatch() (*runbook.WatchState, error) {
 		return nil, nil
 	}
 	return w, nil
+}
+
+// follower is a RunStore that streams a run's changes (runbook/shared.Store).
+type follower interface {
+	Follow(ctx context.Context, id string, fn func(*runbook.RunState) bool) error
+}
+
+// Follow calls fn with the run runID on every change until fn returns false or ctx ends; only
+// shared runs can be followed.
+func (e *EngineRunner) Follow(ctx context.Context, runID string, fn func(*runbook.RunState) bool) error {
+	f, ok := e.Runs.(follower)
+	if !ok {
+		return errors.New("only shared runs can be followed")
+	}
+	return f.Follow(ctx, runID, fn)
 }

@@ -108,6 +108,9 @@ func (m *Model) statusLines() []string {
 	if l := m.watchLine(); l != "" {
 		lines = append(lines, l)
 	}
+	if l := m.remoteLine(); l != "" {
+		lines = append(lines, l)
+	}
 	switch {
 	case m.run != nil:
 		id := m.run.id

@@ -80,6 +80,8 @@ type Model struct {
 
 	run          *activeRun
 	watch        *activeWatch
+	remote       *followedRun        // a shared run executed elsewhere, followed live
+	followRun    *runbook.RunState   // found in the history, to follow once the history is applied
 	resumeWatch  *runbook.WatchState // a watch a previous console left unfinished, continued once allowed
 	notice       string
 	outputScroll int // lines up from the bottom of the output pane
@@ -196,8 +198,15 @@ func (m *Model) applyHistory(runs map[string][]*runbook.RunState) {
 				}
 			}
 		}
-		// Only whole-phase runs are offered for resuming: a single step is simply run again.
+		// Only whole-phase runs are offered for resuming: a single step is simply run again. A run
+		// someone executes right now is followed instead.
 		for _, r := range list {
+			if r.Lease != nil && r.Status == runbook.StatusRunning {
+				if m.remote == nil && (m.run == nil || m.run.id != r.ID) {
+					m.followRun = r
+				}
+				continue
+			}
 			if r.Target == phase {
 				if r.Resumable() {
 					m.lastRun[phase] = r
@@ -216,7 +225,10 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.loadErr = msg.err
 		} else {
 			m.applyHistory(msg.runs)
+			return m, m.startFollow()
 		}
+	case widget.Event[*runbook.RunState]:
+		return m, m.onFollowEvent(msg)
 	case widget.Event[runEvent]:
 		return m, m.onRunEvent(msg)
 	case widget.Event[watchEvent]:

@@ -309,3 +309,42 @@ run = "echo fine"
 		t.Errorf("after the watch: %q", m2.notice)
 	}
 }
+
+// TestFollowsASharedRunExecutedElsewhere: a run another operator executes shows live, step by step,
+// with who executes it, until it ends.
+func TestFollowsASharedRunExecutedElsewhere(t *testing.T) {
+	state := func(status runbook.Status, steps ...runbook.Status) *runbook.RunState {
+		st := &runbook.RunState{ID: "20260227T150000Z-0b0b0b", Runbook: "fixture", Env: "demo", Target: "staging",
+			Operator: "bob (bob@desk)", Status: status, StartedAt: fake.Now}
+		if status == runbook.StatusRunning {
+			st.Lease = &api.RunbookLease{User: "bob", Holder: "bob (bob@desk)"}
+		}
+		for i, id := range []string{"deploy-api", "health", "register", "dashboards"} {
+			s := runbook.StepState{Phase: "staging", Step: id, Status: runbook.StatusPending}
+			if i < len(steps) {
+				s.Status = steps[i]
+			}
+			st.Steps = append(st.Steps, s)
+		}
+		return st
+	}
+	r := fake.NewRunner()
+	r.Remote = []*runbook.RunState{
+		state(runbook.StatusRunning, runbook.StatusSucceeded, runbook.StatusRunning),
+		state(runbook.StatusRunning, runbook.StatusSucceeded, runbook.StatusSucceeded, runbook.StatusAwaitingApproval),
+		state(runbook.StatusSucceeded, runbook.StatusSucceeded, runbook.StatusSucceeded, runbook.StatusSucceeded, runbook.StatusSucceeded),
+	}
+	m, d := newView(t, r, api.RoleViewer, only("staging"))
+	d.Until("the followed run's end", func() bool { return m.remote == nil && strings.Contains(m.notice, "succeeded") })
+	if m.status("staging/register") != runbook.StatusSucceeded || !strings.Contains(m.notice, "executed by bob") {
+		t.Errorf("after the followed run: register %s, notice %q", m.status("staging/register"), m.notice)
+	}
+
+	r.Remote = r.Remote[:2] // still waiting at register
+	m2, d2 := newView(t, r, api.RoleViewer, only("staging"))
+	d2.Until("the approval shows", func() bool { return m2.status("staging/register") == runbook.StatusAwaitingApproval })
+	if v := m2.View(); !strings.Contains(v, "◉ following run 20260227T150000Z-0b0b0b of staging, executed by bob (bob@desk) · staging/register a") ||
+		!strings.Contains(v, "APPR") {
+		t.Errorf("the followed run on screen:\n%s", v)
+	}
+}

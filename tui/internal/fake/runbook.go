@@ -39,6 +39,9 @@ type Runner struct {
 	Output map[string][]string // by step ID
 	Fail   map[string]string   // step ID -> error
 	Past   map[string][]*runbook.RunState
+	// Remote is a shared run executed elsewhere, as it changes: History lists the first state
+	// (running, leased), Follow plays them all.
+	Remote []*runbook.RunState
 }
 
 // NewRunner is the fixture runner with the staging run that stopped at health.
@@ -74,7 +77,24 @@ func (r *Runner) Env() string { return "demo" }
 
 // History is the fixture's past runs.
 func (r *Runner) History(_ context.Context, phase string) ([]*runbook.RunState, error) {
+	if len(r.Remote) > 0 && r.Remote[0].Target == phase {
+		return append([]*runbook.RunState{r.Remote[0]}, r.Past[phase]...), nil
+	}
 	return r.Past[phase], nil
+}
+
+// Follow plays Remote.
+func (r *Runner) Follow(ctx context.Context, runID string, fn func(*runbook.RunState) bool) error {
+	for _, st := range r.Remote {
+		if st.ID != runID {
+			return fmt.Errorf("no run %s", runID)
+		}
+		if !fn(st) {
+			return nil
+		}
+	}
+	<-ctx.Done()
+	return nil
 }
 
 // Run plays target.
