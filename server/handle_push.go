@@ -2,15 +2,18 @@ package server
 
 import (
 	"compress/gzip"
+	"errors"
 	"io"
 	"net/http"
 	"time"
 
 	"github.com/pganalytics/pganalytics/internal/api"
+	"github.com/pganalytics/pganalytics/server/store"
 )
 
 // handlePush is POST /api/v1/metrics/push: a collector's batch, gzip or identity, capped on the wire
-// and after decompression, validated whole before one store transaction takes it.
+// and after decompression, validated whole before one store transaction takes it. The token's
+// revocation is checked by that transaction itself (collectorPush).
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, p *principal) {
 	fail := func(reason string, e *httpError) {
 		s.metrics.ingestErrors.WithLabelValues(reason).Inc()
@@ -58,8 +61,13 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, p *principal
 		fail(reasonFor(herr), herr)
 		return
 	}
-	accepted, err := s.store.Ingest(r.Context(), p.id, req)
-	if err != nil {
+	accepted, err := s.store.IngestFor(r.Context(), p.id, p.tokenID, req)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.authFailure("revoked_token")
+		fail("revoked_token", newError(http.StatusUnauthorized, codeTokenRevoked, "collector token revoked"))
+		return
+	case err != nil:
 		e := s.storeFailure(r.Context(), "ingest", err)
 		fail("store", e)
 		return

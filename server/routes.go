@@ -47,7 +47,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /api/v1/auth/refresh", s.handleRefresh)
 	handle("POST /api/v1/auth/logout", viewer(s.handleLogout))
 	handle("POST /api/v1/collectors/register", s.handleRegister)
-	handle("POST /api/v1/metrics/push", s.collectorOnly(s.handlePush))
+	handle("POST /api/v1/metrics/push", s.collectorPush(s.handlePush))
 	handle("GET /api/v1/metrics", viewer(s.handleQueryMetrics))
 	handle("GET /api/v1/collectors", viewer(s.handleListCollectors))
 	handle("GET /api/v1/collectors/{id}", viewer(s.handleGetCollector))

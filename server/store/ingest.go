@@ -56,6 +56,13 @@ type sampleRow struct {
 // A snapshot replaces the stored one only if it is not older, so a spooled batch delivered late
 // never hides the current topology.
 func (s *Store) Ingest(ctx context.Context, collectorID string, req *api.PushRequest) (accepted int, err error) {
+	return s.IngestFor(ctx, collectorID, "", req)
+}
+
+// IngestFor is Ingest for the holder of the collector token tokenID (its JWT id): the token is
+// checked in the push's own statement, so that a deregistered collector's push is refused
+// (ErrNotFound) without a round trip of its own. An empty tokenID checks no token.
+func (s *Store) IngestFor(ctx context.Context, collectorID, tokenID string, req *api.PushRequest) (accepted int, err error) {
 	cid, err := parseID(collectorID)
 	if err != nil {
 		return 0, err
@@ -63,12 +70,13 @@ func (s *Store) Ingest(ctx context.Context, collectorID string, req *api.PushReq
 	if req == nil {
 		return 0, fmt.Errorf("%w: empty push", ErrInvalid)
 	}
-	accepted, err = s.ingest(ctx, cid, req)
+	token := pgtype.Text{String: tokenID, Valid: tokenID != ""}
+	accepted, err = s.ingest(ctx, cid, token, req)
 	var retry errPartitionGone
 	if errors.As(err, &retry) {
 		// Another server dropped (or an operator removed) a partition this server had cached.
 		s.partitions.clear()
-		if accepted, err = s.ingest(ctx, cid, req); errors.As(err, &retry) {
+		if accepted, err = s.ingest(ctx, cid, token, req); errors.As(err, &retry) {
 			err = fmt.Errorf("ingest: %w", err)
 		}
 	}
@@ -80,7 +88,7 @@ type errPartitionGone struct{ err error }
 func (e errPartitionGone) Error() string { return e.err.Error() }
 func (e errPartitionGone) Unwrap() error { return e.err }
 
-func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, req *api.PushRequest) (int, error) {
+func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, req *api.PushRequest) (int, error) {
 	now := time.Now()
 	collectedAt := req.CollectedAt
 	if collectedAt.IsZero() {
@@ -128,12 +136,26 @@ func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, req *api.PushReques
 
 	ids := make([]int64, len(rows))
 	missing := s.series.lookup(keys, ids)
+	if len(missing) == 0 && len(rows) > 0 {
+		// The steady state, every series known: one statement, one round trip, one commit.
+		for i := range rows {
+			rows[i].series = ids[i]
+		}
+		if err := recordPush(ctx, s.pool, cid, token, collectedAt, req, rows); err != nil {
+			var gone errPartitionGone
+			if errors.Is(err, ErrNotFound) || errors.As(err, &gone) {
+				return 0, err
+			}
+			return 0, fmt.Errorf("ingest: %w", err)
+		}
+		return len(rows), nil
+	}
 
 	var created map[string]int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// First, so that the collector's row lock serialises its concurrent pushes: their series
 		// upserts then never deadlock (other collectors' series never conflict).
-		if err := updateCollector(ctx, tx, cid, collectedAt, req); err != nil {
+		if err := recordPush(ctx, tx, cid, token, collectedAt, req, nil); err != nil {
 			return err
 		}
 		if len(missing) > 0 {
@@ -173,10 +195,11 @@ func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, req *api.PushReques
 	return len(rows), nil
 }
 
-// updateCollector records the push on the collector's row, appends its counters to the status
-// history, upserts the snapshot and notifies listeners, in one round trip. ErrNotFound if the
-// collector is not active.
-func updateCollector(ctx context.Context, tx pgx.Tx, cid pgtype.UUID, collectedAt time.Time, req *api.PushRequest) error {
+// recordPush records the push on the collector's row, appends its counters to the status history,
+// upserts the snapshot, notifies listeners and, given rows (their series known), inserts the
+// samples, all in one statement: one round trip. ErrNotFound if the collector is not active (then
+// nothing is written).
+func recordPush(ctx context.Context, q querier, cid pgtype.UUID, token pgtype.Text, collectedAt time.Time, req *api.PushRequest, rows []sampleRow) error {
 	var (
 		version, hostname              pgtype.Text
 		instances                      pgtype.Int4
@@ -205,7 +228,11 @@ func updateCollector(ctx context.Context, tx pgx.Tx, cid pgtype.UUID, collectedA
 			snapshotAt = req.Snapshot.CollectedAt
 		}
 	}
-	err := tx.QueryRow(ctx, `
+	ts, sids, values := make([]time.Time, len(rows)), make([]int64, len(rows)), make([]float64, len(rows))
+	for i, r := range rows {
+		ts[i], sids[i], values[i] = r.ts, r.series, r.value
+	}
+	err := q.QueryRow(ctx, `
 		WITH c AS (
 		    UPDATE collectors SET
 		           last_push_at = now(),
@@ -217,7 +244,7 @@ func updateCollector(ctx context.Context, tx pgx.Tx, cid pgtype.UUID, collectedA
 		           buffer_dropped_total = COALESCE($7::bigint, buffer_dropped_total),
 		           collection_failures_total = COALESCE($8::bigint, collection_failures_total),
 		           collections_total = COALESCE($9::bigint, collections_total)
-		     WHERE id = $1 AND deleted_at IS NULL
+		     WHERE id = $1 AND deleted_at IS NULL AND ($15::text IS NULL OR token_id = $15::text)
 		    RETURNING id
 		), history AS (
 		    INSERT INTO collector_status_history (collector_id, at, collections_total, collection_failures_total)
@@ -231,11 +258,18 @@ func updateCollector(ctx context.Context, tx pgx.Tx, cid pgtype.UUID, collectedA
 		           collected_at = EXCLUDED.collected_at,
 		           snapshot = EXCLUDED.snapshot
 		     WHERE collector_snapshots.collected_at <= EXCLUDED.collected_at
+		), samples AS (
+		    INSERT INTO samples ("timestamp", collector_id, series_id, value)
+		    SELECT t, $1, sid, v FROM unnest($12::timestamptz[], $13::bigint[], $14::float8[]) AS u(t, sid, v)
+		     WHERE EXISTS (SELECT 1 FROM c)
 		)
 		SELECT pg_notify('`+TopologyChannel+`', id::text) IS NOT NULL FROM c`,
 		cid, version, hostname, instances, interval, bufferUtil, dropped, failures, collections,
-		snapshotAt, snapshot).Scan(&notified)
+		snapshotAt, snapshot, ts, sids, values, token).Scan(&notified)
 	if err != nil {
+		if pgCode(err) == codeCheckViolation { // no partition of relation "samples" found for row
+			return errPartitionGone{err}
+		}
 		return notFound(err, "record push")
 	}
 	return nil
