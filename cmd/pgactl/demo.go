@@ -29,7 +29,8 @@ func newDemoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "Run the whole stack locally on throwaway clusters (store, API, primary, standby, cascading standby, collector)",
 		Long: `demo starts, on this machine only:
-  - a throwaway metrics-store PostgreSQL cluster, migrated, with an admin and a viewer user;
+  - a throwaway metrics-store PostgreSQL cluster, migrated, with an admin, a viewer and an approver
+    user (admin and approver hold every team role, for the runbook's approvals);
   - the API (pganalytics-api) on loopback, on HTTPS from a throwaway CA (--plain-http: none), or
     with --ha two API servers behind haproxy;
   - a monitored primary with a streaming standby, a standby of that standby (cascading
@@ -92,6 +93,7 @@ pgAnalytics demo is running.
   API         %s   (log: %s)
   admin       %s / %s
   viewer      %s / %s
+  approver    %s / %s   (the second person of the runbook's two-person approvals)
   store       %s
   primary     %s
   standby     %s
@@ -106,14 +108,17 @@ In another terminal:
   %s replication --watch              # live replication topology (primary → standby → cascade)
   %s events                           # promotions, switches, slots: what changed and when
   %s runbook run staging --env demo   # the deployment plan's staging phase, end to end
+  PGACTL_USERNAME=$PGACTL_APPROVER_USERNAME PGACTL_PASSWORD=$PGACTL_APPROVER_PASSWORD %s runbook approvals
+                                      # as the second person: what waits for approval (then runbook approve)
   psql "$PGACTL_DATABASE_URL" -c "SELECT collector_id, COUNT(*) FROM metrics GROUP BY 1"
 
 `, v["PGACTL_API_URL"], apiLogs(v),
 		v["PGACTL_USERNAME"], v["PGACTL_PASSWORD"], v["PGACTL_VIEWER_USERNAME"], v["PGACTL_VIEWER_PASSWORD"],
+		v["PGACTL_APPROVER_USERNAME"], v["PGACTL_APPROVER_PASSWORD"],
 		v["PGACTL_DATABASE_URL"], v["PRIMARY_URL"], v["STANDBY_URL"], v["CASCADE_URL"], interval,
 		filepath.Join(v["DEMO_DIR"], "collector.log"), tlsSummary(v), env.File, env.File,
 		filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"),
-		filepath.Join(v["BIN_DIR"], "pgactl"))
+		filepath.Join(v["BIN_DIR"], "pgactl"), filepath.Join(v["BIN_DIR"], "pgactl"))
 	if stats := v["HAPROXY_STATS_URL"]; stats != "" {
 		fmt.Fprintf(w, `Two API servers behind haproxy: %s
   haproxy statistics: %s

@@ -77,9 +77,12 @@ func migrationStatus(ctx context.Context, databaseURL string, out io.Writer) err
 
 func newUserCmd(configPath *string, e env) *cobra.Command {
 	user := &cobra.Command{Use: "user", Short: "Manage API users", Args: cobra.NoArgs}
-	var role string
+	var (
+		role      string
+		teamRoles []string
+	)
 	add := &cobra.Command{
-		Use:   "add NAME --role admin|operator|viewer",
+		Use:   "add NAME --role admin|operator|viewer [--team-roles deployment-lead,…]",
 		Short: "Create a user; the password is read from stdin (prompted without echo on a terminal)",
 		Long: "Create a user. The password is never taken from the command line: it is read from the first\n" +
 			"line of stdin (e.g. `pganalytics-api user add alice --role admin < password-file`), or\n" +
@@ -93,6 +96,11 @@ func newUserCmd(configPath *string, e env) *cobra.Command {
 			if err := server.ValidateNewUser(args[0], role); err != nil {
 				return exitcode.With(exitcode.Usage, err)
 			}
+			for _, r := range teamRoles {
+				if !api.IsTeamRole(r) {
+					return exitcode.With(exitcode.Usage, fmt.Errorf("unknown team role %q (want %s)", r, strings.Join(api.TeamRoles, ", ")))
+				}
+			}
 			password, err := readPassword(e)
 			if err != nil {
 				return exitcode.With(exitcode.Usage, err)
@@ -100,10 +108,11 @@ func newUserCmd(configPath *string, e env) *cobra.Command {
 			if err := auth.CheckPasswordPolicy(password); err != nil {
 				return exitcode.With(exitcode.Usage, err)
 			}
-			return addUser(cmd.Context(), cfg.Database.URL, cfg.Database.ConnectTimeout.D(), args[0], role, password, e)
+			return addUser(cmd.Context(), cfg.Database.URL, cfg.Database.ConnectTimeout.D(), args[0], role, teamRoles, password, e)
 		},
 	}
 	add.Flags().StringVar(&role, "role", "", "admin, operator or viewer (required)")
+	add.Flags().StringSliceVar(&teamRoles, "team-roles", nil, "the deployment team roles the user holds, for runbook approvals: "+strings.Join(api.TeamRoles, ", "))
 	unlock := &cobra.Command{
 		Use:   "unlock NAME",
 		Short: "Lift every login lock of a user (its own, and its own from any address)",
@@ -160,7 +169,7 @@ func databaseConfig(path string, e env) (*config.Config, error) {
 	return cfg, nil
 }
 
-func addUser(ctx context.Context, databaseURL string, connectTimeout time.Duration, name, role, password string, e env) error {
+func addUser(ctx context.Context, databaseURL string, connectTimeout time.Duration, name, role string, teamRoles []string, password string, e env) error {
 	hasher, err := auth.NewHasher(auth.DefaultArgon2, 1)
 	if err != nil {
 		return err
@@ -181,7 +190,12 @@ func addUser(ctx context.Context, databaseURL string, connectTimeout time.Durati
 	if err != nil {
 		return err
 	}
-	detail, err := json.Marshal(map[string]string{"role": u.Role})
+	if len(teamRoles) > 0 {
+		if err := st.SetTeamRoles(ctx, u.ID, teamRoles); err != nil {
+			return fmt.Errorf("user created but its team roles were not set: %w", err)
+		}
+	}
+	detail, err := json.Marshal(map[string]any{"role": u.Role, "team_roles": teamRoles})
 	if err != nil {
 		return err
 	}

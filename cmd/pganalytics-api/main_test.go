@@ -132,7 +132,7 @@ func TestMigrateAndUserAdd(t *testing.T) {
 		t.Fatalf("status after: %+v", r)
 	}
 
-	r = runCmd(t, ctx, vars, "s3cret-passw0rd\n", "user", "add", "alice", "--role", "admin")
+	r = runCmd(t, ctx, vars, "s3cret-passw0rd\n", "user", "add", "alice", "--role", "admin", "--team-roles", "deployment-lead,database-lead")
 	if r.code != exitcode.OK || !strings.Contains(r.stdout, "created user alice (admin)") {
 		t.Fatalf("user add: %+v", r)
 	}
@@ -144,6 +144,9 @@ func TestMigrateAndUserAdd(t *testing.T) {
 	u, err := st.UserByUsername(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if roles, err := st.TeamRolesOf(ctx, "alice"); err != nil || strings.Join(roles, ",") != "database-lead,deployment-lead" {
+		t.Errorf("alice's team roles: %v, %v", roles, err)
 	}
 	h, err := auth.NewHasher(auth.DefaultArgon2, 1)
 	if err != nil {
@@ -184,6 +187,7 @@ func TestMigrateAndUserAdd(t *testing.T) {
 		{"bad role", "another-password\n", []string{"user", "add", "bob", "--role", "root"}, "role must be admin, operator or viewer"},
 		{"short password", "short\n", []string{"user", "add", "bob", "--role", "viewer"}, "at least 8 bytes"},
 		{"no password", "", []string{"user", "add", "bob", "--role", "viewer"}, "no password on stdin"},
+		{"bad team role", "another-password\n", []string{"user", "add", "bob", "--role", "viewer", "--team-roles", "cfo"}, `unknown team role "cfo"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runCmd(t, ctx, vars, tc.stdin, tc.args...)

@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pganalytics/pganalytics/deploy"
+	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/devca"
 	"github.com/pganalytics/pganalytics/internal/pgcluster"
 )
@@ -302,6 +303,9 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		"PGACTL_PASSWORD":        secret(15),
 		"PGACTL_VIEWER_USERNAME": "viewer",
 		"PGACTL_VIEWER_PASSWORD": secret(15),
+		// The second person of the runbook's two-person approvals.
+		"PGACTL_APPROVER_USERNAME": "approver",
+		"PGACTL_APPROVER_PASSWORD": secret(15),
 		"PGACTL_DATABASE_URL":    storeURL,
 		"PGACTL_CORS_ORIGIN":     "http://localhost:3000",
 		"REGISTRATION_SECRET":    secret(32),
@@ -353,11 +357,17 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 	if err := execSQL(ctx, storeURL, string(deploy.GrafanaReaderSQL)); err != nil {
 		return Env{}, fmt.Errorf("grafana_reader.sql: %w", err)
 	}
-	for _, u := range []struct{ name, role, pw string }{
-		{"admin", "admin", vars["PGACTL_PASSWORD"]},
-		{"viewer", "viewer", vars["PGACTL_VIEWER_PASSWORD"]},
+	every := strings.Join(api.TeamRoles, ",")
+	for _, u := range []struct{ name, role, pw, team string }{
+		{"admin", "admin", vars["PGACTL_PASSWORD"], every},
+		{"viewer", "viewer", vars["PGACTL_VIEWER_PASSWORD"], ""},
+		{"approver", "operator", vars["PGACTL_APPROVER_PASSWORD"], every},
 	} {
-		if out, err := runOnce(ctx, append(slices.Clone(apiEnv), o.APIEnv...), u.pw+"\n", apiBin, "user", "add", u.name, "--role", u.role); err != nil {
+		args := []string{"user", "add", u.name, "--role", u.role}
+		if u.team != "" {
+			args = append(args, "--team-roles", u.team)
+		}
+		if out, err := runOnce(ctx, append(slices.Clone(apiEnv), o.APIEnv...), u.pw+"\n", apiBin, args...); err != nil {
 			return Env{}, fmt.Errorf("create user %s: %w: %s", u.name, err, out)
 		}
 	}
