@@ -306,15 +306,15 @@ func (st *Stack) start(ctx context.Context, o Options) (Env, error) {
 		// The second person of the runbook's two-person approvals.
 		"PGACTL_APPROVER_USERNAME": "approver",
 		"PGACTL_APPROVER_PASSWORD": secret(15),
-		"PGACTL_DATABASE_URL":    storeURL,
-		"PGACTL_CORS_ORIGIN":     "http://localhost:3000",
-		"REGISTRATION_SECRET":    secret(32),
-		"COLLECTOR_CONFIG":       filepath.Join(st.dir, "collector.toml"),
-		"BIN_DIR":                o.BinDir,
-		"DEMO_DIR":               st.dir,
-		"PRIMARY_URL":            st.dsn(st.primary, pgcluster.Superuser, "postgres"),
-		"STANDBY_URL":            st.dsn(st.standby, pgcluster.Superuser, "postgres"),
-		"BACKUP_DIR":             filepath.Join(st.dir, "backups"),
+		"PGACTL_DATABASE_URL":      storeURL,
+		"PGACTL_CORS_ORIGIN":       "http://localhost:3000",
+		"REGISTRATION_SECRET":      secret(32),
+		"COLLECTOR_CONFIG":         filepath.Join(st.dir, "collector.toml"),
+		"BIN_DIR":                  o.BinDir,
+		"DEMO_DIR":                 st.dir,
+		"PRIMARY_URL":              st.dsn(st.primary, pgcluster.Superuser, "postgres"),
+		"STANDBY_URL":              st.dsn(st.standby, pgcluster.Superuser, "postgres"),
+		"BACKUP_DIR":               filepath.Join(st.dir, "backups"),
 	}
 	if st.cascade != nil {
 		vars["CASCADE_URL"] = st.dsn(st.cascade, pgcluster.Superuser, "postgres")
