@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/api"
@@ -252,6 +253,21 @@ func (l *lease) save(ctx context.Context, run api.RunbookRun) error {
 	records := l.pending
 	l.last = &run
 	l.mu.Unlock()
+	if size := recordsSize(records); size > maxBatchedRecords || len(records) > 100 {
+		// Large outputs go one request each, ahead of the state, within the API's body limit.
+		for len(records) > 0 {
+			rec := records[0]
+			if err := l.persist(ctx, "record in the shared run", func(ctx context.Context, c *client.Client) error {
+				return c.AppendRunbookRecord(ctx, l.id, l.token, rec)
+			}); err != nil {
+				return err
+			}
+			l.mu.Lock()
+			l.pending = l.pending[1:]
+			l.mu.Unlock()
+			records = records[1:]
+		}
+	}
 	err := l.persist(ctx, "save the shared run", func(ctx context.Context, c *client.Client) error {
 		return c.SaveRunbookRun(ctx, l.token, run, records)
 	})
@@ -261,6 +277,17 @@ func (l *lease) save(ctx context.Context, run api.RunbookRun) error {
 		l.mu.Unlock()
 	}
 	return err
+}
+
+// maxBatchedRecords bounds the records sent with a save (the API takes 1 MiB a request).
+const maxBatchedRecords = 256 << 10
+
+func recordsSize(recs []json.RawMessage) int {
+	n := 0
+	for _, r := range recs {
+		n += len(r)
+	}
+	return n
 }
 
 // Append queues one audit record for the next save (the engine saves right after recording; the
@@ -353,7 +380,7 @@ func (l *lease) Release() {
 	})
 }
 
-// ToAPI is the run as the API takes it (the same JSON).
+// ToAPI is the run as the API takes it (the same JSON), long texts cut to the API's bounds.
 func ToAPI(st *runbook.RunState) (api.RunbookRun, error) {
 	var run api.RunbookRun
 	b, err := json.Marshal(st)
@@ -363,7 +390,31 @@ func ToAPI(st *runbook.RunState) (api.RunbookRun, error) {
 	if err != nil {
 		return run, fmt.Errorf("encode run: %w", err)
 	}
+	run.Error = cut(run.Error, maxErrorBytes)
+	for i := range run.Steps {
+		run.Steps[i].Error = cut(run.Steps[i].Error, maxErrorBytes)
+		run.Steps[i].Title = cut(run.Steps[i].Title, maxTitleBytes)
+	}
 	return run, nil
+}
+
+// The API's bounds on a run's texts.
+const (
+	maxErrorBytes = 16 << 10
+	maxTitleBytes = 256
+)
+
+// cut shortens s to at most n bytes on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	s = s[:n-len(mark)]
+	for len(s) > 0 && !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s + mark
 }
 
 // FromAPI is the run as the runbook package knows it.
