@@ -5,7 +5,6 @@ package promtest
 
 import (
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -135,6 +134,3 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
-
-// String names the server for messages.
-func (s *Server) String() string { return fmt.Sprintf("prometheus at %s", s.URL) }
