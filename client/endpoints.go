@@ -112,6 +112,7 @@ type MetricsQuery struct {
 	CollectorID, Name string
 	Since, Until      time.Time
 	Limit             int
+	Step              string // "1m" or "1h": the rollups; "" the raw samples
 }
 
 // Values encodes q as the query string of GET /metrics.
@@ -119,6 +120,7 @@ func (q MetricsQuery) Values() url.Values {
 	v := queryValues{}
 	v.text("collector_id", q.CollectorID)
 	v.text("name", q.Name)
+	v.text("step", q.Step)
 	v.time("since", q.Since)
 	v.time("until", q.Until)
 	v.count("limit", q.Limit)

@@ -71,4 +71,5 @@ type Store interface {
 
 	RunAsLeader(ctx context.Context, lockID int64, retry time.Duration, fn func(ctx context.Context))
 	Maintain(ctx context.Context, now time.Time) error
+	MaintainRollups(ctx context.Context, now time.Time) (store.RollupProgress, error)
 }

@@ -153,12 +153,22 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 
 // handleQueryMetrics is GET /api/v1/metrics?collector_id=&name=&since=&until=&limit=.
 func (s *Server) handleQueryMetrics(w http.ResponseWriter, r *http.Request, _ *principal) {
-	q, e := query(r, "collector_id", "name", "since", "until", "limit")
+	q, e := query(r, "collector_id", "name", "since", "until", "limit", "step")
 	if e != nil {
 		writeErr(w, e)
 		return
 	}
 	mq := store.MetricsQuery{CollectorID: q.Get("collector_id"), Name: q.Get("name")}
+	switch q.Get("step") {
+	case "":
+	case "1m":
+		mq.Step = time.Minute
+	case "1h":
+		mq.Step = time.Hour
+	default:
+		writeErr(w, newError(http.StatusBadRequest, codeInvalidParameter, "step: want 1m or 1h (the rollups), or none for raw samples"))
+		return
+	}
 	if mq.Name != "" && (len(mq.Name) > maxMetricNameBytes || !validMetricName(mq.Name)) {
 		writeErr(w, newError(http.StatusBadRequest, codeInvalidParameter, "name: want a metric name matching [a-zA-Z_:][a-zA-Z0-9_:]*"))
 		return

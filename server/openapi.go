@@ -33,7 +33,7 @@ var operations = []operation{
 	{"POST /api/v1/auth/logout", "Revoke the refresh token", "viewer", nil, "RefreshRequest", "", 204},
 	{"POST /api/v1/collectors/register", "Register a collector (X-Registration-Secret)", "registration secret", nil, "RegisterRequest", "Object", 201},
 	{"POST /api/v1/metrics/push", "Push one collection cycle (gzip JSON accepted)", "collector", nil, "PushRequest", "Object", 202},
-	{"GET /api/v1/metrics", "Query stored samples", "viewer", []string{"collector_id", "name", "since", "until", "limit"}, "", "Object", 200},
+	{"GET /api/v1/metrics", "Query stored samples", "viewer", []string{"collector_id", "name", "since", "until", "limit", "step"}, "", "Object", 200},
 	{"GET /api/v1/collectors", "List collectors", "viewer", nil, "", "Object", 200},
 	{"GET /api/v1/collectors/{id}", "One collector", "viewer", nil, "", "Object", 200},
 	{"DELETE /api/v1/collectors/{id}", "Deregister a collector (revokes its token)", "operator", nil, "", "", 204},

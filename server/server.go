@@ -267,6 +267,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.maintainLoop(bg) })
 	wg.Go(func() { s.expireRateLimitsLoop(bg) })
 	wg.Go(func() { s.remote.Run(bg) })
+	wg.Go(func() { s.store.RunAsLeader(bg, store.RollupsLockID, rollupEvery, s.rollupLoop) })
 	if s.tls != nil {
 		wg.Go(func() { s.tls.watch(bg, s.log) })
 	}
@@ -387,6 +388,26 @@ func (s *Server) maintainLoop(ctx context.Context) {
 			s.dbError(ctx, "maintain", err)
 		}
 		if !wait.Sleep(ctx, time.Hour) {
+			return
+		}
+	}
+}
+
+// rollupEvery is how often the rollups are brought up to date (store.MaintainRollups).
+const rollupEvery = 30 * time.Second
+
+// rollupLoop maintains the rollups while this server holds their lock: every rollupEvery, and at
+// once again while a backfill is behind.
+func (s *Server) rollupLoop(ctx context.Context) {
+	for {
+		p, err := s.store.MaintainRollups(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			s.dbError(ctx, "rollups", err)
+		}
+		if err == nil && p.Behind {
+			continue
+		}
+		if !wait.Sleep(ctx, rollupEvery) {
 			return
 		}
 	}

@@ -116,7 +116,13 @@ type MetricSample struct {
 	CollectorID string            `json:"collector_id"`
 	Name        string            `json:"name"`
 	Labels      map[string]string `json:"labels,omitempty"`
-	Value       float64           `json:"value"`
+	Value       float64           `json:"value"` // with step: the bucket's average
+
+	// With step (1m, 1h): the bucket's rollup; Timestamp is the bucket's start.
+	Min   *float64 `json:"min,omitempty"`
+	Max   *float64 `json:"max,omitempty"`
+	Last  *float64 `json:"last,omitempty"`
+	Count int      `json:"count,omitempty"`
 }
 
 // MetricsResponse is GET /api/v1/metrics.

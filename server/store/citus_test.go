@@ -11,8 +11,8 @@ import (
 )
 
 var (
-	distributedRe = regexp.MustCompile(`create_distributed_table\('([a-z_]+)', '([a-z_]+)'(?:, colocate_with => '([a-z_]+)')?\)`)
-	referenceRe   = regexp.MustCompile(`create_reference_table\('([a-z_]+)'\)`)
+	distributedRe = regexp.MustCompile(`create_distributed_table\('([a-z0-9_]+)', '([a-z0-9_]+)'(?:, colocate_with => '([a-z0-9_]+)')?\)`)
+	referenceRe   = regexp.MustCompile(`create_reference_table\('([a-z0-9_]+)'\)`)
 	localRe       = regexp.MustCompile(`(?m)^-- local: (.+)$`)
 )
 

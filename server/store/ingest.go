@@ -35,6 +35,7 @@ type MetricsQuery struct {
 	CollectorID, Name string
 	Since, Until      time.Time
 	Limit             int
+	Step              time.Duration // 0: raw samples; time.Minute or time.Hour: the rollups
 }
 
 type sampleRow struct {
@@ -141,7 +142,7 @@ func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, 
 		for i := range rows {
 			rows[i].series = ids[i]
 		}
-		if err := recordPush(ctx, s.pool, cid, token, collectedAt, req, rows); err != nil {
+		if err := recordPush(ctx, s.pool, cid, token, collectedAt, req, rows, lateHours(rows, now)); err != nil {
 			var gone errPartitionGone
 			if errors.Is(err, ErrNotFound) || errors.As(err, &gone) {
 				return 0, err
@@ -155,7 +156,7 @@ func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, 
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// First, so that the collector's row lock serialises its concurrent pushes: their series
 		// upserts then never deadlock (other collectors' series never conflict).
-		if err := recordPush(ctx, tx, cid, token, collectedAt, req, nil); err != nil {
+		if err := recordPush(ctx, tx, cid, token, collectedAt, req, nil, lateHours(rows, now)); err != nil {
 			return err
 		}
 		if len(missing) > 0 {
@@ -199,7 +200,10 @@ func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, 
 // upserts the snapshot, notifies listeners and, given rows (their series known), inserts the
 // samples, all in one statement: one round trip. ErrNotFound if the collector is not active (then
 // nothing is written).
-func recordPush(ctx context.Context, q querier, cid pgtype.UUID, token pgtype.Text, collectedAt time.Time, req *api.PushRequest, rows []sampleRow) error {
+//
+// late are the hours of samples older than RollupSettle: marked for the rollups to recompute.
+func recordPush(ctx context.Context, q querier, cid pgtype.UUID, token pgtype.Text, collectedAt time.Time, req *api.PushRequest,
+	rows []sampleRow, late []time.Time) error {
 	var (
 		version, hostname              pgtype.Text
 		instances                      pgtype.Int4
@@ -262,10 +266,14 @@ func recordPush(ctx context.Context, q querier, cid pgtype.UUID, token pgtype.Te
 		    INSERT INTO samples ("timestamp", collector_id, series_id, value)
 		    SELECT t, $1, sid, v FROM unnest($12::timestamptz[], $13::bigint[], $14::float8[]) AS u(t, sid, v)
 		     WHERE EXISTS (SELECT 1 FROM c)
+		), late AS (
+		    INSERT INTO rollup_dirty (collector_id, hour)
+		    SELECT $1, h FROM unnest($16::timestamptz[]) AS l(h) WHERE EXISTS (SELECT 1 FROM c)
+		    ON CONFLICT DO NOTHING
 		)
 		SELECT pg_notify('`+TopologyChannel+`', id::text) IS NOT NULL FROM c`,
 		cid, version, hostname, instances, interval, bufferUtil, dropped, failures, collections,
-		snapshotAt, snapshot, ts, sids, values, token).Scan(&notified)
+		snapshotAt, snapshot, ts, sids, values, token, late).Scan(&notified)
 	if err != nil {
 		if pgCode(err) == codeCheckViolation { // no partition of relation "samples" found for row
 			return errPartitionGone{err}
@@ -383,25 +391,45 @@ func (s *Store) QueryMetrics(ctx context.Context, q MetricsQuery) ([]api.MetricS
 	if q.Name != "" {
 		where = append(where, "se.name = "+arg(q.Name))
 	}
+	from, ts, value, extra := "samples", `sa."timestamp"`, "sa.value", ""
+	switch q.Step {
+	case 0:
+	case time.Minute, time.Hour:
+		from, ts, value, extra = "samples_1m", "sa.bucket", "sa.sum / sa.count", ", sa.min, sa.max, sa.last, sa.count"
+		if q.Step == time.Hour {
+			from = "samples_1h"
+		}
+	default:
+		return nil, fmt.Errorf("%w: step %s: want 1m or 1h", ErrInvalid, q.Step)
+	}
 	if !q.Since.IsZero() {
-		where = append(where, `sa."timestamp" >= `+arg(q.Since))
+		since := q.Since
+		if q.Step > 0 {
+			since = since.Truncate(q.Step) // the bucket holding since
+		}
+		where = append(where, ts+` >= `+arg(since))
 	}
 	if !q.Until.IsZero() {
-		where = append(where, `sa."timestamp" <= `+arg(q.Until))
+		where = append(where, ts+` <= `+arg(q.Until))
 	}
-	sql := `SELECT sa."timestamp", sa.collector_id::text, se.name, se.labels, sa.value
-	          FROM samples sa JOIN series se ON se.collector_id = sa.collector_id AND se.id = sa.series_id`
+	sql := `SELECT ` + ts + `, sa.collector_id::text, se.name, se.labels, ` + value + extra + `
+	          FROM ` + from + ` sa JOIN series se ON se.collector_id = sa.collector_id AND se.id = sa.series_id`
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
-	sql += ` ORDER BY sa."timestamp" DESC, sa.series_id LIMIT ` + arg(limit)
+	sql += ` ORDER BY ` + ts + ` DESC, sa.series_id LIMIT ` + arg(limit)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query metrics: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (api.MetricSample, error) {
 		var m api.MetricSample
-		err := row.Scan(&m.Timestamp, &m.CollectorID, &m.Name, &m.Labels, &m.Value)
+		dst := []any{&m.Timestamp, &m.CollectorID, &m.Name, &m.Labels, &m.Value}
+		if q.Step > 0 {
+			m.Min, m.Max, m.Last = new(float64), new(float64), new(float64)
+			dst = append(dst, m.Min, m.Max, m.Last, &m.Count)
+		}
+		err := row.Scan(dst...)
 		if len(m.Labels) == 0 {
 			m.Labels = nil
 		}

@@ -94,6 +94,8 @@ func (s *Store) Maintain(ctx context.Context, now time.Time) error {
 		{`DELETE FROM refresh_tokens WHERE expires_at < $1`, now.Add(-expiredTokensGrace)},
 		{`DELETE FROM events WHERE at < $1`, s.retentionCutoff(now)},
 		{`DELETE FROM topology_history WHERE at < $1`, s.retentionCutoff(now)},
+		{`DELETE FROM samples_1m WHERE bucket < $1`, s.retentionCutoff(now)},
+		{`DELETE FROM samples_1h WHERE bucket < $1`, s.retentionCutoff(now)},
 	} {
 		if _, err := s.pool.Exec(ctx, q.sql, q.before); err != nil {
 			return fmt.Errorf("trim old rows: %w", err)
