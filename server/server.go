@@ -396,18 +396,19 @@ func (s *Server) maintainLoop(ctx context.Context) {
 // rollupEvery is how often the rollups are brought up to date (store.MaintainRollups).
 const rollupEvery = 30 * time.Second
 
-// rollupLoop maintains the rollups while this server holds their lock: every rollupEvery, and at
-// once again while a backfill is behind.
+// rollupLoop maintains the rollups while this server holds their lock: every rollupEvery, and
+// every second while a backfill is behind.
 func (s *Server) rollupLoop(ctx context.Context) {
 	for {
 		p, err := s.store.MaintainRollups(ctx, time.Now())
 		if err != nil && ctx.Err() == nil {
 			s.dbError(ctx, "rollups", err)
 		}
+		pause := rollupEvery
 		if err == nil && p.Behind {
-			continue
+			pause = time.Second // a backfill: go on, leaving the store room for ingest
 		}
-		if !wait.Sleep(ctx, rollupEvery) {
+		if !wait.Sleep(ctx, pause) {
 			return
 		}
 	}
