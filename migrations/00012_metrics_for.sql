@@ -10,7 +10,7 @@
 -- +goose Up
 CREATE VIEW metrics_1m AS
 SELECT r.bucket AS "timestamp", se.collector_id::text AS collector_id, se.name, se.labels, se.instance,
-       r.last AS value, r.series_id
+       r.last AS value, r.series_id, r.count AS samples
 FROM samples_1m r
 JOIN series se ON se.collector_id = r.collector_id AND se.id = r.series_id;
 
@@ -44,7 +44,26 @@ LANGUAGE sql STABLE AS $$
 $$;
 -- +goose StatementEnd
 
+-- sample_counts(): how many samples each series stored per minute, from the 1-minute rollups'
+-- counts, and counted from the raw samples for the minutes not rolled up yet: what the counting
+-- panels (records per minute, samples by metric) read instead of counting every sample.
+-- +goose StatementBegin
+CREATE FUNCTION sample_counts()
+RETURNS TABLE ("timestamp" timestamptz, collector_id text, name text, series_id bigint, samples bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT m."timestamp", m.collector_id, m.name, m.series_id, m.samples::bigint
+      FROM metrics_1m m
+     WHERE m."timestamp" < (SELECT minutes_until FROM rollup_progress)
+    UNION ALL
+    SELECT date_trunc('minute', m."timestamp"), m.collector_id, m.name, m.series_id, count(*)
+      FROM metrics m
+     WHERE m."timestamp" >= (SELECT minutes_until FROM rollup_progress)
+     GROUP BY 1, 2, 3, 4
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
+DROP FUNCTION sample_counts();
 DROP FUNCTION metrics_for(bigint);
 DROP VIEW rollup_progress;
 DROP VIEW metrics_1h;
