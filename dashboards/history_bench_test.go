@@ -40,6 +40,13 @@ func benchShape(b *testing.B) historyShape {
 			*dst = n
 		}
 	}
+	if v := os.Getenv("PGANALYTICS_BENCH_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("PGANALYTICS_BENCH_DAYS=%q: want a positive integer", v)
+		}
+		sh.hours = 24 * n
+	}
 	return sh
 }
 
@@ -193,7 +200,7 @@ func (s *historySource) Next() bool {
 func (s *historySource) Values() ([]any, error) { return s.row, nil }
 func (s *historySource) Err() error             { return nil }
 
-// BenchmarkDashboardHistory fills a store with PGANALYTICS_BENCH_HOURS (24) hours of
+// BenchmarkDashboardHistory fills a store with PGANALYTICS_BENCH_HOURS (24; or PGANALYTICS_BENCH_DAYS) hours of
 // PGANALYTICS_BENCH_COLLECTORS (20) collectors at a 10 s interval (every catalog metric, real label
 // sets, written with COPY), then times every dashboard panel query, expanded as Grafana expands it,
 // over the last 6 h and the whole range with every collector selected, 5 runs each (fewer past 15 s
