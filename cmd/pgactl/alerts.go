@@ -22,18 +22,7 @@ func newAlertsCmd() *cobra.Command {
 		conn   apiFlags
 		output string
 	)
-	session := func(cmd *cobra.Command) (*apiSession, error) {
-		ctx, err := conn.resolve(client.Context{})
-		if err != nil {
-			return nil, err
-		}
-		cl, err := conn.newClient(ctx)
-		if err != nil {
-			return nil, err
-		}
-		s := &apiSession{base: cl, ctx: ctx, cmd: cmd}
-		return s, s.login(cmd.Context())
-	}
+	session := conn.session
 	cmd := &cobra.Command{
 		Use:   "alerts",
 		Short: "List the alerts of the API's rules; test delivery; silence",

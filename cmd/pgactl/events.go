@@ -61,16 +61,8 @@ With -o json the page is one JSON document (api.EventsResponse); with --follow, 
 			if kinds != "" {
 				q.Kinds = strings.Split(kinds, ",")
 			}
-			ctx, err := conn.resolve(client.Context{})
+			s, err := conn.session(cmd)
 			if err != nil {
-				return err
-			}
-			cl, err := conn.newClient(ctx)
-			if err != nil {
-				return err
-			}
-			s := &apiSession{base: cl, ctx: ctx, cmd: cmd}
-			if err := s.login(cmd.Context()); err != nil {
 				return err
 			}
 			page, err := s.authed.Events(cmd.Context(), q)

@@ -66,20 +66,12 @@ login (any role can read the topology).`,
 					return exitcode.With(exitcode.Usage, errors.New("--at cannot be combined with --watch or --collector: the history is kept per cluster"))
 				}
 			}
-			ctx, err := conn.resolve(client.Context{})
-			if err != nil {
-				return err
-			}
-			cl, err := conn.newClient(ctx)
+			s, err := conn.session(cmd)
 			if err != nil {
 				return err
 			}
 			v := &replicationView{out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(), json: output == "json", collectorID: collectorID, at: at}
 			v.tty = isTerminal(cmd.OutOrStdout())
-			s := &apiSession{base: cl, ctx: ctx, cmd: cmd}
-			if err := s.login(cmd.Context()); err != nil {
-				return err
-			}
 			if !watch {
 				return v.once(cmd.Context(), s)
 			}
@@ -108,6 +100,20 @@ type apiSession struct {
 }
 
 func (s *apiSession) canRelogin() bool { return s.ctx.Token == "" }
+
+// session resolves the connection flags and logs in: the session of a command that talks to the API.
+func (f *apiFlags) session(cmd *cobra.Command) (*apiSession, error) {
+	ctx, err := f.resolve(client.Context{})
+	if err != nil {
+		return nil, err
+	}
+	cl, err := f.newClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &apiSession{base: cl, ctx: ctx, cmd: cmd}
+	return s, s.login(cmd.Context())
+}
 
 func (s *apiSession) login(ctx context.Context) error {
 	if s.ctx.Token != "" {

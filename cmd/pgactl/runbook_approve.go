@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/pganalytics/pganalytics/client"
 	"github.com/pganalytics/pganalytics/internal/api"
 	"github.com/pganalytics/pganalytics/internal/exitcode"
 	"github.com/pganalytics/pganalytics/runbook"
@@ -134,18 +133,7 @@ A runbook step with approve = ["database-lead"] waits until a holder of that rol
 may hold several roles. Setting roles needs an admin.`,
 	}
 	var conn apiFlags
-	session := func(cmd *cobra.Command) (*apiSession, error) {
-		cctx, err := conn.resolve(client.Context{})
-		if err != nil {
-			return nil, err
-		}
-		cl, err := conn.newClient(cctx)
-		if err != nil {
-			return nil, err
-		}
-		s := &apiSession{base: cl, ctx: cctx, cmd: cmd}
-		return s, s.login(cmd.Context())
-	}
+	session := conn.session
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "Every user with its API role and team roles",
