@@ -209,6 +209,16 @@ destructive step refused under --yes), 3 target unreachable, 4 authentication fa
 	return cmd
 }
 
+// pickRun opens the runs (runs) and names the one a command shows: runID, else the latest.
+func (s *runbookSource) pickRun(cmd *cobra.Command, runID string) (runbook.RunStore, string, error) {
+	runs, _, _, err := s.runs(cmd, "")
+	if err != nil {
+		return nil, "", err
+	}
+	runID, err = runOrLatest(cmd.Context(), runs, runID)
+	return runs, runID, err
+}
+
 // runOrLatest is runID, or the id of the latest run when it is empty.
 func runOrLatest(ctx context.Context, runs runbook.RunStore, runID string) (string, error) {
 	if runID != "" {

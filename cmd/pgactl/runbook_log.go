@@ -20,14 +20,11 @@ func newRunbookLogCmd() *cobra.Command {
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
 			}
-			runs, _, _, err := src.runs(cmd, "")
+			runs, runID, err := src.pickRun(cmd, runID)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			if runID, err = runOrLatest(ctx, runs, runID); err != nil {
-				return err
-			}
 			recs, err := runs.ReadAudit(ctx, runID)
 			if err != nil {
 				return exitcode.With(exitcode.Usage, err)

@@ -22,14 +22,11 @@ failed test case), -o json for scripts.`,
 			if err := checkOutput(output, "markdown", "junit", "json"); err != nil {
 				return err
 			}
-			runs, _, _, err := src.runs(cmd, "")
+			runs, runID, err := src.pickRun(cmd, runID)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
-			if runID, err = runOrLatest(ctx, runs, runID); err != nil {
-				return err
-			}
 			st, err := runs.Load(ctx, runID)
 			if err != nil {
 				return exitcode.With(exitcode.Usage, err)

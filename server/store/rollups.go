@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -184,20 +185,8 @@ func lateHours(rows []sampleRow, now time.Time) []time.Time {
 		if !r.ts.Before(cutoff) {
 			continue
 		}
-		h := r.ts.UTC().Truncate(time.Hour)
-		if len(hours) > 0 && hours[len(hours)-1].Equal(h) {
-			continue
-		}
-		seen := false
-		for _, x := range hours {
-			if x.Equal(h) {
-				seen = true
-				break
-			}
-		}
-		if !seen {
-			hours = append(hours, h)
-			if len(hours) == maxDirtyHoursPerPush {
+		if h := r.ts.UTC().Truncate(time.Hour); !slices.ContainsFunc(hours, h.Equal) {
+			if hours = append(hours, h); len(hours) == maxDirtyHoursPerPush {
 				break
 			}
 		}

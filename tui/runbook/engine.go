@@ -109,15 +109,10 @@ func (e *EngineRunner) UnfinishedWatch() (*runbook.WatchState, error) {
 	return w, nil
 }
 
-// follower is a RunStore that streams a run's changes (runbook/shared.Store).
-type follower interface {
-	Follow(ctx context.Context, id string, fn func(*runbook.RunState) bool) error
-}
-
 // Follow calls fn with the run runID on every change until fn returns false or ctx ends; only
 // shared runs can be followed.
 func (e *EngineRunner) Follow(ctx context.Context, runID string, fn func(*runbook.RunState) bool) error {
-	f, ok := e.Runs.(follower)
+	f, ok := e.Runs.(Following) // runbook/shared.Store
 	if !ok {
 		return errors.New("only shared runs can be followed")
 	}

@@ -10,7 +10,8 @@ import (
 	"github.com/pganalytics/pganalytics/tui/widget"
 )
 
-// Following is what a Runner does when its runs are shared: stream a run someone else executes.
+// Following streams a run someone else executes: a Runner whose runs are shared, and the shared
+// RunStore behind it (runbook/shared.Store).
 type Following interface {
 	Follow(ctx context.Context, runID string, fn func(*runbook.RunState) bool) error
 }
