@@ -164,6 +164,10 @@ func TestCollectorLosesNothingWhileAPIIsDown(t *testing.T) {
 	if rejected, err := s.rejectedFiles(); err != nil || len(rejected) > 0 {
 		t.Errorf("rejected batches: %v (err %v)", rejected, err)
 	}
+	// The collector sends the series it was handed ids for by id, the backlog after the restart too.
+	if byID := s.apiMetric(t, "pganalytics_api_ingest_samples_by_id_total"); byID == 0 {
+		t.Errorf("the restarted API took no samples by series id")
+	}
 	t.Logf("%d cycles in the store, %d of them during the %s outage, %v failed push attempts, all delivered",
 		len(cycles), during, window.Round(time.Millisecond), pushFailures)
 	t.Logf("backlog of %d batches delivered %.1f s after the API came back (outage %s, the API's restart %.1f s, polled every 250 ms)",

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -183,6 +185,25 @@ func wantEvents(t *testing.T, c *client.Client, kinds ...string) {
 }
 
 // apiClient is a client of the stack's API logged in as its admin.
+// apiMetric reads one unlabelled series of the API's Prometheus exposition (0 when absent).
+func (s *stack) apiMetric(t *testing.T, name string) float64 {
+	t.Helper()
+	res, err := s.apiClient(t).Do(t.Context(), client.RawRequest{Path: "/metrics"})
+	if err != nil || res.Status != http.StatusOK {
+		t.Fatalf("GET /metrics: %v %d", err, res.Status)
+	}
+	for line := range strings.Lines(string(res.Body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
 func (s *stack) apiClient(t *testing.T) *client.Client {
 	t.Helper()
 	c, err := client.New(client.Options{BaseURL: s.env.Vars["PGACTL_API_URL"], CAFile: s.env.Vars["PGACTL_CA_FILE"]})

@@ -39,7 +39,7 @@ type Store interface {
 	Audit(ctx context.Context, e api.AuditEntry) error
 	ListAudit(ctx context.Context, q store.AuditQuery) ([]api.AuditEntry, error)
 
-	IngestFor(ctx context.Context, collectorID, tokenID string, req *api.PushRequest) (int, error)
+	IngestFor(ctx context.Context, collectorID, tokenID string, req *api.PushRequest) (store.IngestResult, error)
 	QueryMetrics(ctx context.Context, q store.MetricsQuery) ([]api.MetricSample, error)
 
 	Replication(ctx context.Context, collectorID string) ([]api.CollectorTopology, error)

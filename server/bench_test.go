@@ -8,7 +8,8 @@ package server
 //	make bench   or   go test -run '^$' -bench . -benchtime 1x ./server/
 //
 // PGANALYTICS_BENCH_DURATION (default 30s) bounds the 1,000-collector latency run;
-// PGANALYTICS_BENCH_CPUPROFILE=file writes the server's CPU profile.
+// PGANALYTICS_BENCH_CPUPROFILE=file writes the server's CPU profile, PGANALYTICS_BENCH_HEAPPROFILE=file
+// its heap profile at exit.
 
 import (
 	"bufio"
@@ -72,6 +73,14 @@ func runBenchServer() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if path := os.Getenv("PGANALYTICS_BENCH_HEAPPROFILE"); path != "" {
+		defer func() { // the heap as the load left it (at SIGTERM)
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.Lookup("heap").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	cfg, err := config.Load("", os.Getenv)
 	if err != nil {
 		return fail(err)
@@ -82,7 +91,7 @@ func runBenchServer() int {
 		return fail(err)
 	}
 	defer st.Close()
-	ApplyMemoryLimit(cfg, os.Getenv) // as pganalytics-api serve does
+	ApplyGCLimits(cfg, os.Getenv) // as pganalytics-api serve does
 	srv, err := New(Options{Config: cfg, Store: st, Logger: log, Version: "bench"})
 	if err != nil {
 		return fail(err)
@@ -167,6 +176,37 @@ func (s *benchServer) rssMiB(b *testing.B) (current, peak float64) {
 		}
 	}
 	return current, peak
+}
+
+// resetPeak restarts the child's peak resident set size (VmHWM) from its current size, so that
+// the peak reported is the measured load's, not the registrations' (argon2id) before it.
+func (s *benchServer) resetPeak(b *testing.B) {
+	b.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.cmd.Process.Pid), []byte("5"), 0); err != nil {
+		b.Fatalf("reset peak RSS: %v", err)
+	}
+}
+
+// sampleRSS reads the child's resident set size every second over the second half of the next
+// d, and sends the samples (MiB) when done.
+func (s *benchServer) sampleRSS(b *testing.B, d time.Duration) <-chan []float64 {
+	out := make(chan []float64, 1)
+	go func() {
+		var samples []float64
+		time.Sleep(d / 2)
+		for end := time.Now().Add(d / 2); time.Now().Before(end); time.Sleep(time.Second) {
+			raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", s.cmd.Process.Pid))
+			if f := strings.Fields(string(raw)); err == nil && len(f) > 1 {
+				pages, _ := strconv.ParseFloat(f[1], 64)
+				samples = append(samples, pages*float64(os.Getpagesize())/(1<<20))
+			}
+		}
+		if len(samples) == 0 {
+			samples = []float64{0}
+		}
+		out <- samples
+	}()
+	return out
 }
 
 // cpuSeconds reads the child's process_cpu_seconds_total from its own /metrics.
@@ -269,23 +309,46 @@ func BenchmarkDecodePush(b *testing.B) {
 }
 
 func push(client *http.Client, url, token string, body []byte) error {
+	_, err := pushFor(client, url, token, body)
+	return err
+}
+
+// pushFor pushes a gzip JSON body and returns the server's answer.
+func pushFor(client *http.Client, url, token string, body []byte) (api.PushResponse, error) {
+	var out api.PushResponse
 	hr, err := http.NewRequest("POST", url+"/api/v1/metrics/push", bytes.NewReader(body))
 	if err != nil {
-		return err
+		return out, err
 	}
 	hr.Header.Set("Authorization", "Bearer "+token)
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Content-Encoding", "gzip")
 	res, err := client.Do(hr)
 	if err != nil {
-		return err
+		return out, err
 	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
+	defer res.Body.Close()
 	if res.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("push: status %d", res.StatusCode)
+		_, _ = io.Copy(io.Discard, res.Body)
+		return out, fmt.Errorf("push: status %d", res.StatusCode)
 	}
-	return nil
+	return out, json.NewDecoder(res.Body).Decode(&out)
+}
+
+// byIDBody is the collector's steady-state body for benchPush(collector, n): the same samples,
+// snapshot and status, the samples by the series ids the first push by name handed back.
+func byIDBody(b *testing.B, collector, n int, ids []int64) []byte {
+	b.Helper()
+	p := benchPush(collector, n)
+	if len(ids) != len(p.Metrics) {
+		b.Fatalf("%d series ids for %d samples", len(ids), len(p.Metrics))
+	}
+	p.ByID = &api.SeriesSamples{SeriesIDs: ids}
+	for _, m := range p.Metrics {
+		p.ByID.Values = append(p.ByID.Values, m.Value)
+	}
+	p.Metrics = nil
+	return gzipJSON(b, p)
 }
 
 // BenchmarkIngestThroughput pushes gzip JSON batches of 500 samples from 8 concurrent clients (8
@@ -294,17 +357,21 @@ func push(client *http.Client, url, token string, body []byte) error {
 // machine load. It reports both rates and their ratio: the share of the database's raw COPY rate
 // that the whole HTTP path (auth, gzip, JSON, validation, series lookup, status, snapshot,
 // transaction) keeps. An op is one round: 10 pushes per client, then 10 COPYs per connection.
+// encoding=names pushes the samples by name and labels (a collector's first push), encoding=ids
+// by the series ids that push handed back (its steady state).
 func BenchmarkIngestThroughput(b *testing.B) {
 	const batch, clients, rounds = 500, 8, 10
 	s := startBenchServer(b)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}, Timeout: time.Minute}
 	regs := s.register(b, client, clients)
-	bodies := make([][]byte, clients)
-	for i := range bodies {
-		bodies[i] = benchBody(b, i, batch)
-		if err := push(client, s.url, regs[i].Token, bodies[i]); err != nil { // creates the series
+	byName, byID := make([][]byte, clients), make([][]byte, clients)
+	for i := range byName {
+		byName[i] = benchBody(b, i, batch)
+		res, err := pushFor(client, s.url, regs[i].Token, byName[i]) // creates the series
+		if err != nil {
 			b.Fatal(err)
 		}
+		byID[i] = byIDBody(b, i, batch, res.SeriesIDs)
 	}
 	ctx := b.Context()
 	pcfg, err := pgxpool.ParseConfig(s.dsn)
@@ -328,26 +395,33 @@ func BenchmarkIngestThroughput(b *testing.B) {
 		}
 	}
 	cols := []string{"timestamp", "collector_id", "series_id", "value"}
-	b.Run(fmt.Sprintf("batch=%d/clients=%d", batch, clients), func(b *testing.B) {
-		var httpTime, copyTime time.Duration
-		for b.Loop() {
-			httpTime += concurrently(b, clients, rounds, func(i int) error {
-				return push(client, s.url, regs[i].Token, bodies[i])
-			})
-			copyTime += concurrently(b, clients, rounds, func(i int) error {
-				_, err := pool.CopyFrom(ctx, pgx.Identifier{"samples"}, cols, pgx.CopyFromRows(rows[i]))
-				return err
-			})
-		}
-		samples := float64(b.N * rounds * clients * batch)
-		b.ReportMetric(samples/httpTime.Seconds(), "samples/s")
-		b.ReportMetric(samples/copyTime.Seconds(), "copy-samples/s")
-		b.ReportMetric(copyTime.Seconds()/httpTime.Seconds(), "http/copy")
-		b.ReportMetric(float64(len(bodies[0])), "gzip-bytes/push")
-		rss, peak := s.rssMiB(b)
-		b.ReportMetric(rss, "server-rss-MiB")
-		b.ReportMetric(peak, "server-peak-rss-MiB")
-	})
+	for _, enc := range []struct {
+		name   string
+		bodies [][]byte
+	}{{"names", byName}, {"ids", byID}} {
+		bodies := enc.bodies
+		b.Run(fmt.Sprintf("encoding=%s/batch=%d/clients=%d", enc.name, batch, clients), func(b *testing.B) {
+			var httpTime, copyTime time.Duration
+			s.resetPeak(b)
+			for b.Loop() {
+				httpTime += concurrently(b, clients, rounds, func(i int) error {
+					return push(client, s.url, regs[i].Token, bodies[i])
+				})
+				copyTime += concurrently(b, clients, rounds, func(i int) error {
+					_, err := pool.CopyFrom(ctx, pgx.Identifier{"samples"}, cols, pgx.CopyFromRows(rows[i]))
+					return err
+				})
+			}
+			samples := float64(b.N * rounds * clients * batch)
+			b.ReportMetric(samples/httpTime.Seconds(), "samples/s")
+			b.ReportMetric(samples/copyTime.Seconds(), "copy-samples/s")
+			b.ReportMetric(copyTime.Seconds()/httpTime.Seconds(), "http/copy")
+			b.ReportMetric(float64(len(bodies[0])), "gzip-bytes/push")
+			rss, peak := s.rssMiB(b)
+			b.ReportMetric(rss, "server-rss-MiB")
+			b.ReportMetric(peak, "server-peak-rss-MiB")
+		})
+	}
 }
 
 // concurrently runs fn rounds times on each of n goroutines (fn gets the goroutine's index) and
@@ -371,8 +445,8 @@ func concurrently(b *testing.B, n, rounds int, fn func(i int) error) time.Durati
 
 // BenchmarkPushLatency1000Collectors simulates 1,000 collectors each pushing 50 samples every 10 s
 // (100 pushes/s in aggregate, each collector on its own keep-alive connection, start times spread
-// over the interval) for PGANALYTICS_BENCH_DURATION, after one warm-up push each (series created),
-// and reports push latency percentiles and the server's CPU (percent of one core) and resident
+// over the interval) for PGANALYTICS_BENCH_DURATION, after one warm-up push each (series created,
+// their ids handed back: the pushes then are by id, as a collector's are), and reports push latency percentiles and the server's CPU (percent of one core) and resident
 // memory under that load.
 func BenchmarkPushLatency1000Collectors(b *testing.B) {
 	const collectors, samples, interval = 1000, 50, 10 * time.Second
@@ -387,9 +461,6 @@ func BenchmarkPushLatency1000Collectors(b *testing.B) {
 	s := startBenchServer(b)
 	regs := s.register(b, &http.Client{Timeout: time.Minute}, collectors)
 	bodies := make([][]byte, collectors)
-	for i := range bodies {
-		bodies[i] = benchBody(b, i, samples)
-	}
 	// Warm-up: every collector pushes once, so its series exist (the steady state of a fleet).
 	warm := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: time.Minute}
 	var wg sync.WaitGroup
@@ -399,9 +470,12 @@ func BenchmarkPushLatency1000Collectors(b *testing.B) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := push(warm, s.url, reg.Token, bodies[i]); err != nil {
+			res, err := pushFor(warm, s.url, reg.Token, benchBody(b, i, samples))
+			if err != nil {
 				warmErrs.Add(1)
+				return
 			}
+			bodies[i] = byIDBody(b, i, samples, res.SeriesIDs)
 		})
 	}
 	wg.Wait()
@@ -410,9 +484,12 @@ func BenchmarkPushLatency1000Collectors(b *testing.B) {
 	}
 	b.Run(fmt.Sprintf("collectors=%d/samples=%d/every=%s/for=%s", collectors, samples, interval, duration), func(b *testing.B) {
 		for b.Loop() {
+			s.resetPeak(b)
 			cpu0 := s.cpuSeconds(b)
+			rssDuring := s.sampleRSS(b, duration)
 			lat, errs := simulateFleet(regs, bodies, s.url, interval, duration)
 			cpu := s.cpuSeconds(b) - cpu0
+			during := <-rssDuring
 			if errs > 0 {
 				b.Errorf("%d pushes failed", errs)
 			}
@@ -432,6 +509,11 @@ func BenchmarkPushLatency1000Collectors(b *testing.B) {
 			rss, peak := s.rssMiB(b)
 			b.ReportMetric(rss, "server-rss-MiB")
 			b.ReportMetric(peak, "server-peak-rss-MiB")
+			// Once the fleet is under way (the warm-up's garbage returned to the system), the
+			// resident set second by second: the median and the highest.
+			slices.Sort(during)
+			b.ReportMetric(during[len(during)/2], "server-rss-median-MiB")
+			b.ReportMetric(during[len(during)-1], "server-rss-max-MiB")
 			if path := os.Getenv("PGANALYTICS_BASELINE_FILE"); path != "" {
 				s.writeBaseline(b, path, runbook.Sample{
 					At: time.Now().UTC(), APICPU: cpu / duration.Seconds(), APIRSSBytes: rss * (1 << 20),

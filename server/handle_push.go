@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pganalytics/pganalytics/internal/api"
@@ -33,7 +35,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, p *principal
 	switch enc := contentEncoding(r); enc {
 	case "":
 	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(body)
+		zr, err := s.gunzip(body)
 		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF // an empty body is a truncated gzip stream
@@ -42,7 +44,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, p *principal
 			fail(reasonFor(e), e)
 			return
 		}
-		defer zr.Close()
+		defer s.gunzips.Put(zr)
 		src = gzipErrors{r: zr}
 	default:
 		fail("unsupported_encoding", newError(http.StatusUnsupportedMediaType, codeUnsupportedMediaType,
@@ -61,23 +63,49 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, p *principal
 		fail(reasonFor(herr), herr)
 		return
 	}
-	accepted, err := s.store.IngestFor(r.Context(), p.id, p.tokenID, req)
+	res, err := s.store.IngestFor(r.Context(), p.id, p.tokenID, req)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		s.authFailure("revoked_token")
 		fail("revoked_token", newError(http.StatusUnauthorized, codeTokenRevoked, "collector token revoked"))
+		return
+	case errors.Is(err, store.ErrUnknownSeries):
+		// The collector's ids are stale (another store, a re-registration): it resends by name.
+		fail("unknown_series", newError(http.StatusConflict, codeUnknownSeries,
+			"by_id: %s; nothing was stored: send these samples by name in metrics", strings.TrimPrefix(err.Error(), store.ErrUnknownSeries.Error()+": ")))
 		return
 	case err != nil:
 		e := s.storeFailure(r.Context(), "ingest", err)
 		fail("store", e)
 		return
 	}
-	s.metrics.ingestSamples.Add(float64(accepted))
-	s.remote.Enqueue(p.id, req)
+	s.metrics.ingestSamples.Add(float64(res.Accepted))
+	s.metrics.ingestByID.Add(float64(res.StoredByID()))
+	if s.remote.Enabled() {
+		forwarded := req
+		if req.ByID.Len() > 0 {
+			forwarded = &api.PushRequest{CollectedAt: req.CollectedAt,
+				Metrics: append(slices.Clip(req.Metrics), res.ByIDSamples(req)...)}
+		}
+		s.remote.Enqueue(p.id, forwarded)
+	}
 	if req.Status != nil {
 		s.metrics.collectors.set(p.id, *req.Status, time.Now())
 	}
-	writeJSON(w, http.StatusAccepted, api.PushResponse{Accepted: accepted})
+	resp := api.PushResponse{Accepted: res.Accepted}
+	if len(req.Metrics) > 0 {
+		resp.SeriesIDs = res.SeriesIDs
+	}
+	writeJSON(w, http.StatusAccepted, resp)
+}
+
+// gunzip returns a pooled gzip reader of r (put it back in s.gunzips when done). On error, the
+// reader is dropped.
+func (s *Server) gunzip(r io.Reader) (*gzip.Reader, error) {
+	if zr, ok := s.gunzips.Get().(*gzip.Reader); ok {
+		return zr, zr.Reset(r)
+	}
+	return gzip.NewReader(r)
 }
 
 // reasonFor labels a refused push for pganalytics_api_ingest_errors_total.

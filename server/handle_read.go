@@ -163,10 +163,12 @@ func (s *Server) handleQueryMetrics(w http.ResponseWriter, r *http.Request, _ *p
 	case "":
 	case "1m":
 		mq.Step = time.Minute
+	case "5m":
+		mq.Step = 5 * time.Minute
 	case "1h":
 		mq.Step = time.Hour
 	default:
-		writeErr(w, newError(http.StatusBadRequest, codeInvalidParameter, "step: want 1m or 1h (the rollups), or none for raw samples"))
+		writeErr(w, newError(http.StatusBadRequest, codeInvalidParameter, "step: want 1m, 5m or 1h (the rollups), or none for raw samples"))
 		return
 	}
 	if mq.Name != "" && (len(mq.Name) > maxMetricNameBytes || !validMetricName(mq.Name)) {

@@ -21,6 +21,7 @@ type metrics struct {
 	authFailures  *prometheus.CounterVec
 	rateLimited   *prometheus.CounterVec
 	ingestSamples prometheus.Counter
+	ingestByID    prometheus.Counter
 	ingestErrors  *prometheus.CounterVec
 	dbErrors      *prometheus.CounterVec
 	sseClients    prometheus.Gauge
@@ -61,6 +62,10 @@ func newMetrics() *metrics {
 		ingestSamples: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pganalytics_api_ingest_samples_total",
 			Help: "Metric samples accepted and stored.",
+		}),
+		ingestByID: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pganalytics_api_ingest_samples_by_id_total",
+			Help: "Metric samples pushed by series id (the collectors' steady state), of those in pganalytics_api_ingest_samples_total.",
 		}),
 		ingestErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pganalytics_api_ingest_errors_total",
@@ -133,7 +138,7 @@ func newMetrics() *metrics {
 	for _, l := range []string{"collector", "memory"} {
 		m.pushBusy.WithLabelValues(l)
 	}
-	m.reg.MustRegister(m.duration, m.inFlight, m.authFailures, m.rateLimited, m.ingestSamples,
+	m.reg.MustRegister(m.duration, m.inFlight, m.authFailures, m.rateLimited, m.ingestSamples, m.ingestByID,
 		m.ingestErrors, m.dbErrors, m.sseClients, m.sseDropped, m.sseRefused, m.auditFailures, m.clientErrors,
 		m.pushBusy, m.pushMemory, m.evaluationSeconds, m.evaluationFailures, m.notifications, m.events, m.collectors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -133,7 +133,7 @@ func openAPIDocument(version string) ([]byte, error) {
 					"properties": map[string]any{"username": str, "password": str}},
 				"RefreshRequest":  map[string]any{"type": "object", "required": []string{"refresh_token"}, "properties": map[string]any{"refresh_token": str}},
 				"RegisterRequest": map[string]any{"type": "object", "required": []string{"name", "hostname"}, "properties": map[string]any{"name": str, "hostname": str}},
-				"PushRequest":     map[string]any{"type": "object", "required": []string{"collected_at", "metrics"}},
+				"PushRequest":     map[string]any{"type": "object", "required": []string{"collected_at"}},
 			},
 		},
 	}

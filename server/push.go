@@ -113,6 +113,8 @@ func decodePush(r io.Reader, lim pushLimits) (*api.PushRequest, *httpError) {
 			err = decodeField(dec, body, &req.Status, key, maxStatusBytes)
 		case "metrics":
 			req.Metrics, fault, err = decodeSamples(dec, body, lim)
+		case "by_id":
+			req.ByID, err = decodeByID(dec, body, lim.maxSamples)
 		default:
 			return nil, newError(http.StatusBadRequest, codeMalformedJSON, "unknown field %q", truncate(key, 40))
 		}
@@ -134,8 +136,11 @@ func decodePush(r io.Reader, lim pushLimits) (*api.PushRequest, *httpError) {
 	if req.CollectedAt.IsZero() {
 		return nil, newError(http.StatusBadRequest, codeValidation, "collected_at is required")
 	}
-	if len(req.Metrics) == 0 {
-		return nil, newError(http.StatusBadRequest, codeEmptyBatch, "the push holds no samples (metrics is missing or empty)")
+	if req.Samples() == 0 {
+		return nil, newError(http.StatusBadRequest, codeEmptyBatch, "the push holds no samples (metrics and by_id are missing or empty)")
+	}
+	if req.Samples() > lim.maxSamples {
+		return nil, newError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "the push holds more than %d samples", lim.maxSamples)
 	}
 	if req.Status != nil {
 		if err := checkStatus(req.Status); err != nil {
@@ -159,7 +164,155 @@ func decodePush(r io.Reader, lim pushLimits) (*api.PushRequest, *httpError) {
 	if fault != nil {
 		return nil, fault.err
 	}
+	if err := checkByID(req.ByID, req.CollectedAt, lim); err != nil {
+		return nil, err
+	}
 	return &req, nil
+}
+
+// maxNumberBytes bounds one number of by_id, whitespace and the separator before it included.
+const maxNumberBytes = 64
+
+// decodeByID decodes the by_id object, its columns read number by number, each bounded, each
+// column at most maxSamples long.
+func decodeByID(dec *jsontext.Decoder, body *pushReader, maxSamples int) (*api.SeriesSamples, error) {
+	body.bound(dec.InputOffset(), maxPushFieldBytes, "by_id")
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case 'n':
+		return nil, nil
+	case '{':
+	default:
+		return nil, newError(http.StatusBadRequest, codeMalformedJSON, "by_id must be an object of series_ids, values and timestamps_ms")
+	}
+	var by api.SeriesSamples
+	for {
+		body.bound(dec.InputOffset(), maxPushFieldBytes, "by_id")
+		if dec.PeekKind() == '}' {
+			break
+		}
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		switch key := tok.String(); key {
+		case "series_ids":
+			by.SeriesIDs, err = decodeNumbers(dec, body, "by_id.series_ids", maxSamples, wholeNumber)
+		case "values":
+			by.Values, err = decodeNumbers(dec, body, "by_id.values", maxSamples, finiteNumber)
+		case "timestamps_ms":
+			by.TimestampsMS, err = decodeNumbers(dec, body, "by_id.timestamps_ms", maxSamples, wholeNumber)
+		default:
+			return nil, newError(http.StatusBadRequest, codeMalformedJSON, "by_id: unknown field %q", truncate(key, 40))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if _, err := dec.ReadToken(); err != nil { // '}'
+		return nil, err
+	}
+	return &by, nil
+}
+
+func wholeNumber(tok jsontext.Token) (int64, error) {
+	v, err := tok.Int()
+	if err != nil {
+		return 0, errors.New("a whole number in the int64 range")
+	}
+	return v, nil
+}
+
+func finiteNumber(tok jsontext.Token) (float64, error) {
+	v, err := tok.Float()
+	if err != nil {
+		return 0, errors.New("a finite number")
+	}
+	return v, nil
+}
+
+// decodeNumbers reads a JSON array of numbers (null is empty), at most max of them.
+func decodeNumbers[T int64 | float64](dec *jsontext.Decoder, body *pushReader, what string, max int,
+	parse func(jsontext.Token) (T, error)) ([]T, error) {
+	body.bound(dec.InputOffset(), maxNumberBytes, what)
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case 'n':
+		return nil, nil
+	case '[':
+	default:
+		return nil, newError(http.StatusBadRequest, codeMalformedJSON, "%s must be an array of numbers", what)
+	}
+	var out []T
+	for i := 0; ; i++ {
+		body.bound(dec.InputOffset(), maxNumberBytes, what)
+		if dec.PeekKind() == ']' {
+			break
+		}
+		if len(out) == max {
+			return nil, newError(http.StatusRequestEntityTooLarge, codePayloadTooLarge, "the push holds more than %d samples", max)
+		}
+		tok, err := dec.ReadToken()
+		if err != nil {
+			return nil, err
+		}
+		if tok.Kind() != '0' {
+			return nil, newError(http.StatusBadRequest, codeMalformedJSON, "%s[%d]: expected a number, got %s", what, i, kindName(tok.Kind()))
+		}
+		v, err := parse(tok)
+		if err != nil {
+			return nil, newError(http.StatusBadRequest, codeMalformedJSON, "%s[%d]: expected %s", what, i, err)
+		}
+		out = append(out, v)
+	}
+	if _, err := dec.ReadToken(); err != nil { // ']'
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkByID applies the rules of samples by id: columns of one length, ids positive, timestamps
+// within the accepted range.
+func checkByID(by *api.SeriesSamples, collectedAt time.Time, lim pushLimits) *httpError {
+	if by == nil {
+		return nil
+	}
+	bad := func(code, format string, args ...any) *httpError {
+		return newError(http.StatusBadRequest, code, "by_id"+format, args...)
+	}
+	n := len(by.SeriesIDs)
+	switch {
+	case len(by.Values) != n:
+		return bad(codeValidation, ": %d series_ids but %d values", n, len(by.Values))
+	case len(by.TimestampsMS) != 0 && len(by.TimestampsMS) != n:
+		return bad(codeValidation, ": %d series_ids but %d timestamps_ms (give none, or one per sample)", n, len(by.TimestampsMS))
+	}
+	newest, oldest := lim.now.Add(maxFutureSkew).UnixMilli(), lim.now.Add(-lim.retention).UnixMilli()
+	if at := collectedAt.UnixMilli(); len(by.TimestampsMS) == 0 && n > 0 && (at > newest || at < oldest) {
+		return bad(codeInvalidSample, ": collected_at %s, the time of its samples, is more than %s in the future or older than the retention (%s)",
+			collectedAt.UTC().Format(time.RFC3339), maxFutureSkew, lim.retention)
+	}
+	for i, id := range by.SeriesIDs {
+		if id <= 0 {
+			return bad(codeInvalidSample, ".series_ids[%d]: %d is not a series id", i, id)
+		}
+		if len(by.TimestampsMS) == 0 {
+			continue
+		}
+		switch ts := by.TimestampsMS[i]; {
+		case ts > newest:
+			return bad(codeInvalidSample, ".timestamps_ms[%d]: %d is more than %s in the future", i, ts, maxFutureSkew)
+		case ts < oldest:
+			return bad(codeInvalidSample, ".timestamps_ms[%d]: %d is older than the retention (%s)", i, ts, lim.retention)
+		}
+	}
+	return nil
 }
 
 func sampleAt(i int) string { return "metrics[" + strconv.Itoa(i) + "]" }

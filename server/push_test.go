@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -111,6 +112,10 @@ func FuzzDecodePush(f *testing.F) {
 		`{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1,"value":2}]}`,
 		`{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1,"labels":{"x":"\u0000"}}]}`,
 		`{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1}],"snapshot":{"clusters":[{"system_identifier":"7","instances":[{"name":"a","name":"b"}]}]}}`,
+		`{"collected_at":"2026-02-27T15:00:00Z","by_id":{"series_ids":[1,2],"values":[1.5,-2],"timestamps_ms":[1772204400000,1772204390000]}}`,
+		`{"collected_at":"2026-02-27T15:00:00Z","metrics":[{"name":"a","value":1}],"by_id":{"series_ids":[3],"values":[0]}}`,
+		`{"collected_at":"2026-02-27T15:00:00Z","by_id":{"series_ids":[1.5,-1,0],"values":[1e999,"x",null]}}`,
+		`{"collected_at":"2026-02-27T15:00:00Z","by_id":{"series_ids":[1],"values":[1,2],"timestamps_ms":[]}}`,
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -119,7 +124,7 @@ func FuzzDecodePush(f *testing.F) {
 		req, err := decodePush(bytes.NewReader(body), fuzzLimits())
 		// Read a byte at a time, every UTF-8 sequence and token is cut across reads: same answer.
 		if req2, err2 := decodePush(iotest.OneByteReader(bytes.NewReader(body)), fuzzLimits()); (err == nil) != (err2 == nil) ||
-			err != nil && *err != *err2 || err == nil && len(req.Metrics) != len(req2.Metrics) {
+			err != nil && *err != *err2 || err == nil && req.Samples() != req2.Samples() {
 			t.Fatalf("read whole: %v; read byte by byte: %v", err, err2)
 		}
 		if err != nil {
@@ -128,8 +133,15 @@ func FuzzDecodePush(f *testing.F) {
 			}
 			return
 		}
-		if req.CollectedAt.IsZero() || len(req.Metrics) == 0 || len(req.Metrics) > 1000 {
+		if req.CollectedAt.IsZero() || req.Samples() == 0 || req.Samples() > 1000 {
 			t.Fatalf("accepted %+v", req)
+		}
+		if by := req.ByID; by != nil {
+			if len(by.Values) != by.Len() || len(by.TimestampsMS) != 0 && len(by.TimestampsMS) != by.Len() ||
+				slices.ContainsFunc(by.SeriesIDs, func(id int64) bool { return id <= 0 }) ||
+				slices.ContainsFunc(by.Values, func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }) {
+				t.Fatalf("accepted by_id %+v", by)
+			}
 		}
 		if !utf8.Valid(body) {
 			t.Fatal("accepted invalid UTF-8")

@@ -25,7 +25,10 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 
 	const pushes, standbys = 3, 4
 	start := time.Now().UTC().Truncate(time.Second).Add(-time.Duration(pushes) * 10 * time.Second)
-	var last time.Time
+	var (
+		last time.Time
+		ids  []int64
+	)
 	for p := range pushes {
 		req := samplePush(standbys)
 		req.CollectedAt = start.Add(time.Duration(p) * 10 * time.Second)
@@ -35,7 +38,24 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 		}
 		req.Metrics = append(req.Metrics, api.Sample{Name: "pg_up", Value: 1, Labels: map[string]string{"instance": "db1:5432"},
 			Timestamp: req.CollectedAt.Add(-time.Second)})
-		mustStatus(t, ts.push(reg.Token, gzipJSON(t, req), true), http.StatusAccepted)
+		if ids != nil { // after the first push, by the series ids it handed back, as a collector sends them
+			by := &api.SeriesSamples{SeriesIDs: ids}
+			for _, m := range req.Metrics {
+				ts := m.Timestamp
+				if ts.IsZero() {
+					ts = req.CollectedAt
+				}
+				by.Values, by.TimestampsMS = append(by.Values, m.Value), append(by.TimestampsMS, ts.UnixMilli())
+			}
+			req.Metrics, req.ByID = nil, by
+		}
+		r := ts.push(reg.Token, gzipJSON(t, req), true)
+		mustStatus(t, r, http.StatusAccepted)
+		if ids == nil {
+			var res api.PushResponse
+			r.decode(t, &res)
+			ids = res.SeriesIDs
+		}
 	}
 
 	sel := fmt.Sprintf(`pg_replication_replay_lag_bytes{collector_id=%q}`, reg.CollectorID)

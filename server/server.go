@@ -45,19 +45,24 @@ type Options struct {
 	TLS *TLS
 }
 
-// ApplyMemoryLimit sets the Go runtime's soft memory limit to limits.memory_limit_bytes, so that
+// ApplyGCLimits sets the Go runtime's soft memory limit to limits.memory_limit_bytes, so that
 // the garbage collector works harder before the heap outgrows it (pushes refused by the push
-// budget leave garbage behind them); a GOMEMLIMIT in the environment wins. It returns the limit in
-// force, -1 for none.
-func ApplyMemoryLimit(cfg *config.Config, getenv func(string) string) int64 {
+// budget leave garbage behind them), and its target to limits.gc_percent; GOMEMLIMIT and GOGC in
+// the environment win. It returns the memory limit in force (-1 for none) and the GC percent.
+func ApplyGCLimits(cfg *config.Config, getenv func(string) string) (memoryLimit int64, gcPercent int) {
+	gcPercent = debug.SetGCPercent(-1)
+	if getenv("GOGC") == "" && cfg.Limits.GCPercent != 0 {
+		gcPercent = cfg.Limits.GCPercent
+	}
+	debug.SetGCPercent(gcPercent)
 	if getenv("GOMEMLIMIT") != "" || cfg.Limits.MemoryLimitBytes == 0 {
 		if v := debug.SetMemoryLimit(-1); v != math.MaxInt64 {
-			return v
+			return v, gcPercent
 		}
-		return -1
+		return -1, gcPercent
 	}
 	debug.SetMemoryLimit(cfg.Limits.MemoryLimitBytes)
-	return cfg.Limits.MemoryLimitBytes
+	return cfg.Limits.MemoryLimitBytes, gcPercent
 }
 
 // Server serves the API. Build it with New and serve it with Run.
@@ -78,6 +83,7 @@ type Server struct {
 	endStreams sync.Once
 	trackWake  chan struct{} // a collector pushed: the topology tracker should look
 	pushGate   *pushGate
+	gunzips    sync.Pool // *gzip.Reader: each holds a 32 KiB window, reused rather than allocated per push
 	throttle   store.ThrottlePolicy
 	proxies    trustedProxies
 	origins    map[string]bool

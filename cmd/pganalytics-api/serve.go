@@ -78,9 +78,8 @@ func serve(ctx context.Context, configPath string, e env) error {
 			log.Info("applied migrations", "migrations", applied)
 		}
 	}
-	if limit := server.ApplyMemoryLimit(cfg, e.getenv); limit > 0 {
-		log.Info("go memory limit", "bytes", limit)
-	}
+	limit, gcPercent := server.ApplyGCLimits(cfg, e.getenv)
+	log.Info("go garbage collector", "memory_limit_bytes", limit, "gc_percent", gcPercent)
 	srv, err := server.New(server.Options{Config: cfg, Store: st, Logger: log, Version: version, TLS: tlsConfig})
 	if err != nil {
 		return exitcode.With(exitcode.Usage, err)

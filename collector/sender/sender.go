@@ -85,6 +85,7 @@ type Sender struct {
 	q         *buffer.Queue
 	p         Pusher
 	opts      Options
+	series    *seriesIDs
 	delivered atomic.Int64
 	failures  atomic.Int64
 	rejected  atomic.Int64
@@ -107,7 +108,7 @@ func New(q *buffer.Queue, p Pusher, opts Options) *Sender {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{q: q, p: p, opts: opts, randN: rand.N[time.Duration], sleep: wait.Sleep}
+	return &Sender{q: q, p: p, opts: opts, series: newSeriesIDs(), randN: rand.N[time.Duration], sleep: wait.Sleep}
 }
 
 // Stats reports the counters.
@@ -205,14 +206,41 @@ func (s *Sender) Flush(ctx context.Context) error {
 // off after the server stored the batch but before it answered, the batch would be sent twice.
 const inFlightGrace = 3 * time.Second
 
-// push sends one batch, letting it finish within inFlightGrace of ctx's cancellation.
+// push sends one batch, letting it finish within inFlightGrace of ctx's cancellation. Samples of
+// series the API has handed back ids for go by id; if the API refuses the ids (a store that does
+// not know them, a server that predates them), they are forgotten and the batch goes again as it
+// was spooled, by name.
 func (s *Sender) push(ctx context.Context, body []byte) error {
 	pushCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(inFlightGrace, cancel) })
 	defer stop()
-	_, err := s.p.PushGzip(pushCtx, body)
+	p := s.series.plan(body)
+	res, err := s.p.PushGzip(pushCtx, p.body)
+	if err != nil && p.byID > 0 && refusedAsSent(err) {
+		s.opts.Log.Info("the API refused the batch's series ids; sending it by name", "err", err)
+		s.series.forget()
+		p.body, p.keys = body, p.whole
+		res, err = s.p.PushGzip(pushCtx, body)
+	}
+	if err == nil {
+		s.series.learn(p.keys, res.SeriesIDs)
+	}
 	return err
+}
+
+// refusedAsSent reports whether the API refused a push for what it held (a 4xx other than the
+// token's, the rate limits' and a timeout), which the same batch sent by name may not be.
+func refusedAsSent(err error) bool {
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return false
+	}
+	return apiErr.Status >= 400 && apiErr.Status < 500
 }
 
 // deliver makes one attempt at b and settles it in the queue. wait is the server's Retry-After.

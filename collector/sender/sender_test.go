@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -660,5 +661,139 @@ func TestCancelMidPushDoesNotResend(t *testing.T) {
 	checkInOrder(t, f.accepted(), 1)
 	if n := f.requests.Load(); n != 1 {
 		t.Errorf("%d pushes, want 1: the in-flight batch was sent again after shutdown", n)
+	}
+}
+
+// idAPI imitates the push endpoint's series ids: it hands back an id for every sample sent by
+// name, takes samples by id that it handed out, and answers whatever refuse says instead.
+type idAPI struct {
+	mu     sync.Mutex
+	ids    map[string]int64
+	pushes []api.PushRequest
+	refuse func(req api.PushRequest) (int, string) // status and code, 0 to accept
+	stored int
+}
+
+func (f *idAPI) PushGzip(_ context.Context, body []byte) (api.PushResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return api.PushResponse{}, err
+	}
+	var req api.PushRequest
+	if err := json.NewDecoder(zr).Decode(&req); err != nil {
+		return api.PushResponse{}, err
+	}
+	f.pushes = append(f.pushes, req)
+	if f.refuse != nil {
+		if status, code := f.refuse(req); status != 0 {
+			return api.PushResponse{}, &client.APIError{Status: status, Code: code, Message: code}
+		}
+	}
+	var res api.PushResponse
+	var key strings.Builder
+	for _, m := range req.Metrics {
+		k := seriesKey(&key, &m)
+		if f.ids[k] == 0 {
+			f.ids[k] = int64(len(f.ids) + 1)
+		}
+		res.SeriesIDs = append(res.SeriesIDs, f.ids[k])
+	}
+	res.Accepted = req.Samples()
+	f.stored += res.Accepted
+	return res, nil
+}
+
+func samplesBatch(t *testing.T, at time.Time, names ...string) []byte {
+	t.Helper()
+	req := api.PushRequest{CollectedAt: at}
+	for i, n := range names {
+		req.Metrics = append(req.Metrics, api.Sample{Name: n, Value: float64(i), Labels: map[string]string{"instance": "db1:5432"}})
+	}
+	body, err := gzipJSON(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// TestSendsKnownSeriesByID: after a push by name, the series it named go by id, new series by
+// name beside them; refused ids (409 from a store that does not know them, 400 from an API that
+// predates them) are forgotten and the batch goes again at once, by name, nothing lost.
+func TestSendsKnownSeriesByID(t *testing.T) {
+	at := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name   string
+		status int
+		code   string
+	}{
+		{"stale ids", http.StatusConflict, "unknown_series"},
+		{"an API without series ids", http.StatusBadRequest, "malformed_json"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &idAPI{ids: map[string]int64{}}
+			s := New(nil, f, Options{})
+			ctx := t.Context()
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(s.push(ctx, samplesBatch(t, at, "pg_up", "pg_wal_bytes")))
+			must(s.push(ctx, samplesBatch(t, at.Add(10*time.Second), "pg_up", "pg_wal_bytes", "pg_new")))
+			second := f.pushes[1]
+			if second.ByID.Len() != 2 || len(second.Metrics) != 1 || second.Metrics[0].Name != "pg_new" ||
+				second.ByID.TimestampsMS != nil || !slices.Equal(second.ByID.Values, []float64{0, 1}) {
+				t.Fatalf("second push: by id %+v, by name %+v", second.ByID, second.Metrics)
+			}
+			f.refuse = func(req api.PushRequest) (int, string) {
+				if req.ByID != nil {
+					return tc.status, tc.code
+				}
+				return 0, ""
+			}
+			must(s.push(ctx, samplesBatch(t, at.Add(20*time.Second), "pg_up", "pg_new")))
+			if n := len(f.pushes); n != 4 || f.pushes[3].ByID != nil || len(f.pushes[3].Metrics) != 2 {
+				t.Fatalf("after the refusal: %d pushes, the last %+v", n, f.pushes[n-1])
+			}
+			if f.stored != 2+3+2 {
+				t.Fatalf("stored %d samples, want 7", f.stored)
+			}
+			// The ids were learnt again from the push by name.
+			f.refuse = nil
+			must(s.push(ctx, samplesBatch(t, at.Add(30*time.Second), "pg_up", "pg_new")))
+			if last := f.pushes[len(f.pushes)-1]; last.ByID.Len() != 2 || len(last.Metrics) != 0 {
+				t.Fatalf("after relearning: %+v", last)
+			}
+		})
+	}
+}
+
+func TestSeriesIDsKeepOwnTimestamps(t *testing.T) {
+	at := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
+	c := newSeriesIDs()
+	req := api.PushRequest{CollectedAt: at, Metrics: []api.Sample{
+		{Name: "a", Value: 1, Timestamp: at.Add(-time.Minute)}, {Name: "b", Value: 2}}}
+	var key strings.Builder
+	c.learn([]string{seriesKey(&key, &req.Metrics[0]), seriesKey(&key, &req.Metrics[1])}, []int64{7, 8})
+	body, err := gzipJSON(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.plan(body)
+	zr, err := gzip.NewReader(bytes.NewReader(p.body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got api.PushRequest
+	if err := json.NewDecoder(zr).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{at.Add(-time.Minute).UnixMilli(), at.UnixMilli()}
+	if p.byID != 2 || !slices.Equal(got.ByID.SeriesIDs, []int64{7, 8}) || !slices.Equal(got.ByID.TimestampsMS, want) {
+		t.Fatalf("rewritten %+v", got.ByID)
 	}
 }

@@ -28,7 +28,7 @@ GRANT USAGE ON SCHEMA public TO grafana_reader;
 -- metrics is a view over series and samples: its owner's rights read them, so SELECT on the view
 -- is enough for the panels that use it. series is read directly by the $instance variable, the
 -- cardinality panels and the metrics-volume stats.
-GRANT SELECT ON metrics, metrics_1m, metrics_1h, rollup_progress, series TO grafana_reader;
+GRANT SELECT ON metrics, metrics_1m, metrics_5m, metrics_1h, rollup_progress, series TO grafana_reader;
 GRANT SELECT ON collector_status_history, collector_configs, audit_log, request_stats TO grafana_reader;
 GRANT SELECT (id, name, hostname, registered_at, deleted_at, last_push_at, version, instances,
               interval_seconds, buffer_utilization, buffer_dropped_total,

@@ -98,16 +98,42 @@ type CollectorStatus struct {
 }
 
 // PushRequest is POST /api/v1/metrics/push (collector token; Content-Encoding: gzip optional).
+// Samples of series the collector has not been given an id for yet go in Metrics, by name and
+// labels; the others in ByID, by the ids earlier answers handed back (PushResponse.SeriesIDs).
 type PushRequest struct {
 	CollectedAt time.Time        `json:"collected_at"`
-	Metrics     []Sample         `json:"metrics"`
+	Metrics     []Sample         `json:"metrics,omitempty"`
+	ByID        *SeriesSamples   `json:"by_id,omitempty"`
 	Snapshot    *Snapshot        `json:"snapshot,omitempty"`
 	Status      *CollectorStatus `json:"status,omitempty"`
 }
 
-// PushResponse is the 202 answer to a push.
+// SeriesSamples are samples of series known by id, as columns: Values[i] (at TimestampsMS[i],
+// Unix milliseconds, or the push's collected_at when TimestampsMS is empty) of series
+// SeriesIDs[i]. The steady state of a collector: no names or labels to send, decode or look up.
+type SeriesSamples struct {
+	SeriesIDs    []int64   `json:"series_ids"`
+	Values       []float64 `json:"values"`
+	TimestampsMS []int64   `json:"timestamps_ms,omitempty"`
+}
+
+// Len is the number of samples.
+func (s *SeriesSamples) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.SeriesIDs)
+}
+
+// Samples is the number of samples of the push, by name and by id.
+func (p *PushRequest) Samples() int { return len(p.Metrics) + p.ByID.Len() }
+
+// PushResponse is the 202 answer to a push. SeriesIDs holds the id of the series of each sample
+// of the request's Metrics, in order (0 for a sample that was not stored), for the collector to
+// send those series by id from then on.
 type PushResponse struct {
-	Accepted int `json:"accepted"`
+	Accepted  int     `json:"accepted"`
+	SeriesIDs []int64 `json:"series_ids,omitempty"`
 }
 
 // MetricSample is one row of GET /api/v1/metrics.

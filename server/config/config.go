@@ -172,6 +172,7 @@ type Limits struct {
 	StreamsPerPrincipal      int      `toml:"streams_per_principal"`
 	StreamsMax               int      `toml:"streams_max"`
 	MemoryLimitBytes         int64    `toml:"memory_limit_bytes"`
+	GCPercent                int      `toml:"gc_percent"`
 	RateLimitBuckets         int      `toml:"rate_limit_buckets"`
 	ShutdownTimeout          Duration `toml:"shutdown_timeout"`
 	// DrainDelay is how long a stopping server keeps serving with its readiness check failing, so
@@ -240,6 +241,7 @@ func Default() Config {
 			StreamsPerPrincipal:      8,
 			StreamsMax:               1000,
 			MemoryLimitBytes:         256 << 20,
+			GCPercent:                50,
 			BodyMaxBytes:             64 << 10,
 			RateLimitBuckets:         100_000,
 			ShutdownTimeout:          Dur(30 * time.Second),
@@ -472,6 +474,8 @@ func (c *Config) check() error {
 		return fmt.Errorf("limits.push_memory_bytes %d: want at least push_max_decompressed_bytes (%d), or the largest push could never be taken", l.PushMemoryBytes, l.PushMaxDecompressedBytes)
 	case l.MemoryLimitBytes != 0 && l.MemoryLimitBytes < 2*l.PushMemoryBytes:
 		return fmt.Errorf("limits.memory_limit_bytes %d: want 0 (Go's default) or at least twice push_memory_bytes (%d)", l.MemoryLimitBytes, l.PushMemoryBytes)
+	case l.GCPercent != 0 && (l.GCPercent < 10 || l.GCPercent > 1000):
+		return fmt.Errorf("limits.gc_percent %d: want 0 (Go's default, 100) or 10..1000", l.GCPercent)
 	case l.PushPerCollector < 1:
 		return fmt.Errorf("limits.push_per_collector %d: want at least 1", l.PushPerCollector)
 	case l.StreamsPerPrincipal < 1 || l.StreamsMax < l.StreamsPerPrincipal:

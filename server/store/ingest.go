@@ -35,7 +35,7 @@ type MetricsQuery struct {
 	CollectorID, Name string
 	Since, Until      time.Time
 	Limit             int
-	Step              time.Duration // 0: raw samples; time.Minute or time.Hour: the rollups
+	Step              time.Duration // 0: raw samples; time.Minute, 5 minutes or time.Hour: the rollups
 }
 
 type sampleRow struct {
@@ -44,9 +44,43 @@ type sampleRow struct {
 	series int64
 }
 
+// IngestResult is what a push stored.
+type IngestResult struct {
+	Accepted int
+	// SeriesIDs holds the series id of each of the push's Metrics, in order; 0 for a sample that
+	// was not stored.
+	SeriesIDs []int64
+
+	byIDKeys []string // the series keys of the stored ByID samples
+	byIDAt   []int    // their indexes in ByID
+}
+
+// ByIDSamples returns the stored samples of req.ByID (req being the push that gave r) with their
+// series' names and labels, as if they had been pushed by name: what a remote-write receiver needs.
+func (r *IngestResult) ByIDSamples(req *api.PushRequest) []api.Sample {
+	out := make([]api.Sample, len(r.byIDAt))
+	for j, i := range r.byIDAt {
+		out[j].Name, out[j].Labels = parseSeriesKey(r.byIDKeys[j])
+		out[j].Value = req.ByID.Values[i]
+		out[j].Timestamp = byIDTime(req, i)
+	}
+	return out
+}
+
+// StoredByID is how many of the stored samples were pushed by series id.
+func (r *IngestResult) StoredByID() int { return len(r.byIDAt) }
+
+func byIDTime(req *api.PushRequest, i int) time.Time {
+	if len(req.ByID.TimestampsMS) == 0 {
+		return req.CollectedAt
+	}
+	return time.UnixMilli(req.ByID.TimestampsMS[i])
+}
+
 // Ingest stores a push from an active collector: its samples (validated by the caller), its status
 // and its snapshot, in one transaction, and notifies TopologyChannel. It returns how many samples
-// were stored; ErrNotFound if the collector is unknown or deregistered.
+// were stored; ErrNotFound if the collector is unknown or deregistered; ErrUnknownSeries if a
+// sample of req.ByID names a series that is not the collector's (then nothing is stored).
 //
 // Samples with a zero Timestamp take req.CollectedAt (or the server's time if that is zero too).
 // Timestamps are accepted from Retention ago up to one day ahead: a spooled batch from days ago is
@@ -57,31 +91,36 @@ type sampleRow struct {
 // A snapshot replaces the stored one only if it is not older, so a spooled batch delivered late
 // never hides the current topology.
 func (s *Store) Ingest(ctx context.Context, collectorID string, req *api.PushRequest) (accepted int, err error) {
-	return s.IngestFor(ctx, collectorID, "", req)
+	res, err := s.IngestFor(ctx, collectorID, "", req)
+	return res.Accepted, err
 }
 
 // IngestFor is Ingest for the holder of the collector token tokenID (its JWT id): the token is
 // checked in the push's own statement, so that a deregistered collector's push is refused
 // (ErrNotFound) without a round trip of its own. An empty tokenID checks no token.
-func (s *Store) IngestFor(ctx context.Context, collectorID, tokenID string, req *api.PushRequest) (accepted int, err error) {
+func (s *Store) IngestFor(ctx context.Context, collectorID, tokenID string, req *api.PushRequest) (IngestResult, error) {
 	cid, err := parseID(collectorID)
 	if err != nil {
-		return 0, err
+		return IngestResult{}, err
 	}
 	if req == nil {
-		return 0, fmt.Errorf("%w: empty push", ErrInvalid)
+		return IngestResult{}, fmt.Errorf("%w: empty push", ErrInvalid)
+	}
+	if by := req.ByID; by != nil && (len(by.Values) != len(by.SeriesIDs) ||
+		len(by.TimestampsMS) != 0 && len(by.TimestampsMS) != len(by.SeriesIDs)) {
+		return IngestResult{}, fmt.Errorf("%w: by_id columns of different lengths", ErrInvalid)
 	}
 	token := pgtype.Text{String: tokenID, Valid: tokenID != ""}
-	accepted, err = s.ingest(ctx, cid, token, req)
+	res, err := s.ingest(ctx, cid, token, req)
 	var retry errPartitionGone
 	if errors.As(err, &retry) {
 		// Another server dropped (or an operator removed) a partition this server had cached.
 		s.partitions.clear()
-		if accepted, err = s.ingest(ctx, cid, token, req); errors.As(err, &retry) {
+		if res, err = s.ingest(ctx, cid, token, req); errors.As(err, &retry) {
 			err = fmt.Errorf("ingest: %w", err)
 		}
 	}
-	return accepted, err
+	return res, err
 }
 
 type errPartitionGone struct{ err error }
@@ -89,7 +128,7 @@ type errPartitionGone struct{ err error }
 func (e errPartitionGone) Error() string { return e.err.Error() }
 func (e errPartitionGone) Unwrap() error { return e.err }
 
-func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, req *api.PushRequest) (int, error) {
+func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, req *api.PushRequest) (IngestResult, error) {
 	now := time.Now()
 	collectedAt := req.CollectedAt
 	if collectedAt.IsZero() {
@@ -99,23 +138,21 @@ func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, 
 
 	collector := cid.String()
 	var (
-		rows     = make([]sampleRow, 0, len(req.Metrics))
+		n        = req.Samples()
+		rows     = make([]sampleRow, 0, n)
 		keys     = make([]string, 0, len(req.Metrics))
 		samples  = make([]*api.Sample, 0, len(req.Metrics))
+		named    = make([]int, 0, len(req.Metrics)) // the index in req.Metrics of each named row
 		days     []time.Time
 		lastDay  time.Time
 		keyBuf   strings.Builder
 		rejected int
 	)
-	for i := range req.Metrics {
-		m := &req.Metrics[i]
-		ts := m.Timestamp
-		if ts.IsZero() {
-			ts = collectedAt
-		}
+	// keep tells whether a sample at ts is stored, and notes its day partition.
+	keep := func(ts time.Time) bool {
 		if ts.Before(oldest) || ts.After(newest) {
 			rejected++
-			continue
+			return false
 		}
 		if d := utcDay(ts); !d.Equal(lastDay) {
 			lastDay = d
@@ -123,33 +160,72 @@ func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, 
 				days = append(days, d)
 			}
 		}
+		return true
+	}
+	for i := range req.Metrics {
+		m := &req.Metrics[i]
+		ts := m.Timestamp
+		if ts.IsZero() {
+			ts = collectedAt
+		}
+		if !keep(ts) {
+			continue
+		}
 		rows = append(rows, sampleRow{ts: ts, value: m.Value})
 		keys = append(keys, seriesKey(&keyBuf, collector, m.Name, m.Labels))
 		samples = append(samples, m)
+		named = append(named, i)
+	}
+	res := IngestResult{SeriesIDs: make([]int64, len(req.Metrics))}
+	if by := req.ByID; by.Len() > 0 {
+		ids := make([]int64, 0, by.Len())
+		for i, id := range by.SeriesIDs {
+			ts := collectedAt
+			if len(by.TimestampsMS) > 0 {
+				ts = time.UnixMilli(by.TimestampsMS[i])
+			}
+			if !keep(ts) {
+				continue
+			}
+			rows = append(rows, sampleRow{ts: ts, value: by.Values[i], series: id})
+			ids = append(ids, id)
+			res.byIDAt = append(res.byIDAt, i)
+		}
+		var err error
+		if res.byIDKeys, err = s.seriesKeysOf(ctx, cid, ids); err != nil {
+			return IngestResult{}, err
+		}
 	}
 	if rejected > 0 {
 		s.log.Warn("samples outside the accepted time range not stored",
 			"collector_id", collector, "rejected", rejected, "oldest_accepted", oldest, "newest_accepted", newest)
 	}
 	if err := s.ensurePartitions(ctx, days); err != nil {
-		return 0, err
+		return IngestResult{}, err
 	}
 
-	ids := make([]int64, len(rows))
+	ids := make([]int64, len(keys))
 	missing := s.series.lookup(keys, ids)
+	settle := func() IngestResult {
+		for j, i := range named {
+			res.SeriesIDs[i] = ids[j]
+		}
+		res.Accepted = len(rows)
+		return res
+	}
 	if len(missing) == 0 && len(rows) > 0 {
 		// The steady state, every series known: one statement, one round trip, one commit.
-		for i := range rows {
+		for i := range ids {
 			rows[i].series = ids[i]
 		}
 		if err := recordPush(ctx, s.pool, cid, token, collectedAt, req, rows, lateHours(rows, now)); err != nil {
 			var gone errPartitionGone
 			if errors.Is(err, ErrNotFound) || errors.As(err, &gone) {
-				return 0, err
+				return IngestResult{}, err
 			}
-			return 0, fmt.Errorf("ingest: %w", err)
+			return IngestResult{}, fmt.Errorf("ingest: %w", err)
 		}
-		return len(rows), nil
+		return settle(), nil
 	}
 
 	var created map[string]int64
@@ -165,7 +241,7 @@ func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, 
 				return err
 			}
 		}
-		for i := range rows {
+		for i := range ids {
 			rows[i].series = ids[i]
 		}
 		if len(rows) == 0 {
@@ -185,15 +261,71 @@ func (s *Store) ingest(ctx context.Context, cid pgtype.UUID, token pgtype.Text, 
 	if err != nil {
 		var gone errPartitionGone
 		if errors.Is(err, ErrNotFound) || errors.As(err, &gone) {
-			return 0, err
+			return IngestResult{}, err
 		}
-		return 0, fmt.Errorf("ingest: %w", err)
+		return IngestResult{}, fmt.Errorf("ingest: %w", err)
 	}
 	// Only ids of committed series may be cached.
 	if len(created) > 0 {
 		s.series.add(created)
 	}
-	return len(rows), nil
+	return settle(), nil
+}
+
+// seriesKeysOf returns the keys of series ids, which must all be the collector's: from the cache,
+// or else from the series table (another server created them, or the cache let them go), then
+// cached. ErrUnknownSeries names how many are not the collector's.
+func (s *Store) seriesKeysOf(ctx context.Context, cid pgtype.UUID, ids []int64) ([]string, error) {
+	collector := cid.String()
+	keys := make([]string, len(ids))
+	missing := s.series.keysOf(seriesOwner(collector), ids, keys)
+	if len(missing) == 0 {
+		return keys, nil
+	}
+	want := make([]int64, 0, len(missing))
+	for _, i := range missing {
+		want = append(want, ids[i])
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, name, labels FROM series WHERE collector_id = $1 AND id = ANY($2::bigint[])`, cid, want)
+	if err != nil {
+		return nil, fmt.Errorf("look up series: %w", err)
+	}
+	found := make(map[string]int64, len(want))
+	byID := make(map[int64]string, len(want))
+	var keyBuf strings.Builder
+	for rows.Next() {
+		var (
+			id     int64
+			name   string
+			labels map[string]string
+		)
+		if err := rows.Scan(&id, &name, &labels); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("look up series: %w", err)
+		}
+		k := seriesKey(&keyBuf, collector, name, labels)
+		found[k], byID[id] = id, k
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("look up series: %w", err)
+	}
+	unknown := 0
+	for _, i := range missing {
+		k, ok := byID[ids[i]]
+		if !ok {
+			unknown++
+			continue
+		}
+		keys[i] = k
+	}
+	if len(found) > 0 {
+		s.series.add(found)
+	}
+	if unknown > 0 {
+		return nil, fmt.Errorf("%w: %d of %d series ids are not this collector's", ErrUnknownSeries, unknown, len(ids))
+	}
+	return keys, nil
 }
 
 // recordPush records the push on the collector's row, appends its counters to the status history,
@@ -232,9 +364,15 @@ func recordPush(ctx context.Context, q querier, cid pgtype.UUID, token pgtype.Te
 			snapshotAt = req.Snapshot.CollectedAt
 		}
 	}
+	// The samples as columns; the timestamps only when they differ (a collector's cycle shares
+	// one), else that one as $17: fewer bytes to encode, send and decode.
 	ts, sids, values := make([]time.Time, len(rows)), make([]int64, len(rows)), make([]float64, len(rows))
+	var shared pgtype.Timestamptz
 	for i, r := range rows {
 		ts[i], sids[i], values[i] = r.ts, r.series, r.value
+	}
+	if len(rows) > 0 && !slices.ContainsFunc(rows, func(r sampleRow) bool { return !r.ts.Equal(rows[0].ts) }) {
+		ts, shared = ts[:0], pgtype.Timestamptz{Time: rows[0].ts, Valid: true}
 	}
 	err := q.QueryRow(ctx, `
 		WITH c AS (
@@ -264,7 +402,8 @@ func recordPush(ctx context.Context, q querier, cid pgtype.UUID, token pgtype.Te
 		     WHERE collector_snapshots.collected_at <= EXCLUDED.collected_at
 		), samples AS (
 		    INSERT INTO samples ("timestamp", collector_id, series_id, value)
-		    SELECT t, $1, sid, v FROM unnest($12::timestamptz[], $13::bigint[], $14::float8[]) AS u(t, sid, v)
+		    SELECT coalesce(t, $17::timestamptz), $1, sid, v
+		      FROM unnest($13::bigint[], $14::float8[], $12::timestamptz[]) AS u(sid, v, t)
 		     WHERE EXISTS (SELECT 1 FROM c)
 		), late AS (
 		    INSERT INTO rollup_dirty (collector_id, hour)
@@ -273,7 +412,7 @@ func recordPush(ctx context.Context, q querier, cid pgtype.UUID, token pgtype.Te
 		)
 		SELECT pg_notify('`+TopologyChannel+`', id::text) IS NOT NULL FROM c`,
 		cid, version, hostname, instances, interval, bufferUtil, dropped, failures, collections,
-		snapshotAt, snapshot, ts, sids, values, token, late).Scan(&notified)
+		snapshotAt, snapshot, ts, sids, values, token, late, shared).Scan(&notified)
 	if err != nil {
 		if pgCode(err) == codeCheckViolation { // no partition of relation "samples" found for row
 			return errPartitionGone{err}
@@ -394,13 +533,16 @@ func (s *Store) QueryMetrics(ctx context.Context, q MetricsQuery) ([]api.MetricS
 	from, ts, value, extra := "samples", `sa."timestamp"`, "sa.value", ""
 	switch q.Step {
 	case 0:
-	case time.Minute, time.Hour:
+	case time.Minute, 5 * time.Minute, time.Hour:
 		from, ts, value, extra = "samples_1m", "sa.bucket", "sa.sum / sa.count", ", sa.min, sa.max, sa.last, sa.count"
-		if q.Step == time.Hour {
+		switch q.Step {
+		case 5 * time.Minute:
+			from = "samples_5m"
+		case time.Hour:
 			from = "samples_1h"
 		}
 	default:
-		return nil, fmt.Errorf("%w: step %s: want 1m or 1h", ErrInvalid, q.Step)
+		return nil, fmt.Errorf("%w: step %s: want 1m, 5m or 1h", ErrInvalid, q.Step)
 	}
 	if !q.Since.IsZero() {
 		since := q.Since

@@ -51,6 +51,29 @@ func TestSeriesCacheBounded(t *testing.T) {
 	}
 }
 
+func TestSeriesCacheByID(t *testing.T) {
+	var b strings.Builder
+	c := newSeriesCache(100)
+	for i := range 1000 {
+		c.add(map[string]int64{seriesKey(&b, fmt.Sprint("c", i%2), "m", map[string]string{"i": fmt.Sprint(i)}): int64(i + 1)})
+		if len(c.keys) != len(c.ids) {
+			t.Fatalf("%d keys by id, %d ids by key", len(c.keys), len(c.ids))
+		}
+	}
+	keys := make([]string, 3)
+	missing := c.keysOf(seriesOwner("c1"), []int64{1000, 999, 1}, keys) // c1's, c0's, evicted
+	if len(missing) != 2 || missing[0] != 1 || missing[1] != 2 {
+		t.Fatalf("keysOf: missing %v", missing)
+	}
+	name, labels := parseSeriesKey(keys[0])
+	if name != "m" || len(labels) != 1 || labels["i"] != "999" {
+		t.Fatalf("parsed %q %v from %q", name, labels, keys[0])
+	}
+	if name, labels := parseSeriesKey(seriesKey(&b, "c", "pg_up", nil)); name != "pg_up" || labels != nil {
+		t.Fatalf("parsed %q %v", name, labels)
+	}
+}
+
 func TestFailureRatio(t *testing.T) {
 	v := func(n int64) pgtype.Int8 { return pgtype.Int8{Int64: n, Valid: true} }
 	var none pgtype.Int8

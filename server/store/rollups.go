@@ -28,7 +28,7 @@ const (
 
 // RollupProgress is what one MaintainRollups call did.
 type RollupProgress struct {
-	MinutesUntil, HoursUntil time.Time // each level is complete before these
+	MinutesUntil, FivesUntil, HoursUntil time.Time // each level is complete before these
 	Recomputed               int       // dirty (collector, hour) pairs recomputed
 	Behind                   bool      // more to do (a backfill): call again
 }
@@ -40,6 +40,19 @@ const minuteAggregate = `
 	       (array_agg(value ORDER BY "timestamp" DESC))[1], max("timestamp")
 	  FROM samples
 	 WHERE "timestamp" >= $1 AND "timestamp" < $2 AND ($3::uuid IS NULL OR collector_id = $3)
+	 GROUP BY 1, 2, 3
+	ON CONFLICT (collector_id, series_id, bucket) DO UPDATE SET
+	       min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
+	       last = EXCLUDED.last, last_at = EXCLUDED.last_at`
+
+// fiveAggregate aggregates the minute rollups of [$1, $2) into samples_5m (buckets on the Unix
+// epoch's 5-minute grid, whatever the session's time zone).
+const fiveAggregate = `
+	INSERT INTO samples_5m (collector_id, series_id, bucket, min, max, sum, count, last, last_at)
+	SELECT collector_id, series_id, to_timestamp(floor(extract(epoch FROM bucket) / 300) * 300), min(min), max(max),
+	       sum(sum), sum(count), (array_agg(last ORDER BY last_at DESC))[1], max(last_at)
+	  FROM samples_1m
+	 WHERE bucket >= $1 AND bucket < $2 AND ($3::uuid IS NULL OR collector_id = $3)
 	 GROUP BY 1, 2, 3
 	ON CONFLICT (collector_id, series_id, bucket) DO UPDATE SET
 	       min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
@@ -59,8 +72,9 @@ const hourAggregate = `
 
 // MaintainRollups brings the rollups up to now - RollupSettle: the hours late samples touched are
 // recomputed whole, then the minute rollups go on from where they stopped (from the oldest sample
-// on the first call: the backfill of existing data), then the hours the minutes completed. At most
-// rollupChunksPerRound hours of each level per call; Behind says when more is left.
+// on the first call: the backfill of existing data), then the 5 minutes and the hours the minutes
+// completed. At most rollupChunksPerRound hours of each level per call; Behind says when more is
+// left.
 func (s *Store) MaintainRollups(ctx context.Context, now time.Time) (RollupProgress, error) {
 	var p RollupProgress
 	var err error
@@ -74,10 +88,18 @@ func (s *Store) MaintainRollups(ctx context.Context, now time.Time) (RollupProgr
 	if p.MinutesUntil, p.Behind, err = s.rollForward(ctx, "1m", minuteAggregate, p.MinutesUntil, target); err != nil {
 		return p, err
 	}
+	// The coarser levels start from the minutes (on the first call, once these are backfilled).
+	if p.FivesUntil, err = s.rollupStart(ctx, "5m", `SELECT min(bucket) FROM samples_1m`, 5*time.Minute); err != nil {
+		return p, err
+	}
 	if p.HoursUntil, err = s.rollupStart(ctx, "1h", `SELECT min(bucket) FROM samples_1m`, time.Hour); err != nil {
 		return p, err
 	}
 	var behind bool
+	if p.FivesUntil, behind, err = s.rollForward(ctx, "5m", fiveAggregate, p.FivesUntil, p.MinutesUntil.Truncate(5*time.Minute)); err != nil {
+		return p, err
+	}
+	p.Behind = p.Behind || behind
 	p.HoursUntil, behind, err = s.rollForward(ctx, "1h", hourAggregate, p.HoursUntil, p.MinutesUntil.Truncate(time.Hour))
 	p.Behind = p.Behind || behind
 	return p, err
@@ -128,8 +150,16 @@ func (s *Store) rollForward(ctx context.Context, level, aggregate string, from, 
 }
 
 // recomputeDirty recomputes, whole, each (collector, hour) late samples touched that the minute
-// rollups had already passed, minutes and hour.
+// rollups had already passed: its minutes, its 5 minutes and the hour, as far as each level goes.
 func (s *Store) recomputeDirty(ctx context.Context, minutesUntil time.Time) (int, error) {
+	var fivesUntil, hoursUntil time.Time // zero: the level has not started, nothing of it to redo
+	err := s.pool.QueryRow(ctx, `
+		SELECT COALESCE(max(done_until) FILTER (WHERE level = '5m'), '0001-01-01Z'),
+		       COALESCE(max(done_until) FILTER (WHERE level = '1h'), '0001-01-01Z')
+		  FROM rollup_state`).Scan(&fivesUntil, &hoursUntil)
+	if err != nil {
+		return 0, fmt.Errorf("rollup state: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT collector_id, hour FROM rollup_dirty ORDER BY hour LIMIT 200`)
 	if err != nil {
 		return 0, fmt.Errorf("dirty rollups: %w", err)
@@ -157,7 +187,16 @@ func (s *Store) recomputeDirty(ctx context.Context, minutesUntil time.Time) (int
 				if _, err := tx.Exec(ctx, minuteAggregate, d.hour, end, d.collector); err != nil {
 					return err
 				}
-				if end.Equal(d.hour.Add(time.Hour)) {
+				if fives := earliest(end, fivesUntil); d.hour.Before(fives) {
+					if _, err := tx.Exec(ctx, `DELETE FROM samples_5m WHERE collector_id = $1 AND bucket >= $2 AND bucket < $3`,
+						d.collector, d.hour, fives); err != nil {
+						return err
+					}
+					if _, err := tx.Exec(ctx, fiveAggregate, d.hour, fives, d.collector); err != nil {
+						return err
+					}
+				}
+				if end.Equal(d.hour.Add(time.Hour)) && d.hour.Before(hoursUntil) {
 					if _, err := tx.Exec(ctx, `DELETE FROM samples_1h WHERE collector_id = $1 AND bucket = $2`, d.collector, d.hour); err != nil {
 						return err
 					}

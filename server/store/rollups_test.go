@@ -47,7 +47,8 @@ func TestRollups(t *testing.T) {
 		}
 	}
 	p := maintain()
-	if want := now.Add(-store.RollupSettle).Truncate(time.Minute); !p.MinutesUntil.Equal(want) || !p.HoursUntil.Equal(want.Truncate(time.Hour)) {
+	if want := now.Add(-store.RollupSettle).Truncate(time.Minute); !p.MinutesUntil.Equal(want) || !p.HoursUntil.Equal(want.Truncate(time.Hour)) ||
+		!p.FivesUntil.Equal(want.Truncate(5*time.Minute)) {
 		t.Fatalf("progress %+v, want minutes until %s", p, want)
 	}
 	check := func(table string, bucket time.Time, wantMin, wantMax, wantSum float64, wantCount int, wantLast float64) {
@@ -64,8 +65,9 @@ func TestRollups(t *testing.T) {
 				mn, mx, sum, count, last, wantMin, wantMax, wantSum, wantCount, wantLast)
 		}
 	}
-	// Minute 1 holds samples 6..11; hour 0 holds 0..359.
+	// Minute 1 holds samples 6..11; 5 minutes 1 holds 30..59; hour 0 holds 0..359.
 	check("samples_1m", base.Add(time.Minute), 6, 11, 6+7+8+9+10+11, 6, 11)
+	check("samples_5m", base.Add(5*time.Minute), 30, 59, (30+59)*30/2, 30, 59)
 	check("samples_1h", base, 0, 359, 359*360/2, 360, 359)
 	var minutes int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM samples_1m WHERE collector_id = $1`, c.ID).Scan(&minutes); err != nil || minutes != 120 {
@@ -79,6 +81,7 @@ func TestRollups(t *testing.T) {
 		t.Errorf("recomputed %d dirty hours, want 1", p.Recomputed)
 	}
 	check("samples_1m", base, 0, 1000, 0+1+2+3+4+5+1000, 7, 5) // last stays the latest timestamp's value
+	check("samples_5m", base, 0, 1000, 29*30/2+1000, 31, 29)
 	check("samples_1h", base, 0, 1000, 359*360/2+1000, 361, 359)
 
 	// The API's history query reads them with a step.
@@ -91,7 +94,12 @@ func TestRollups(t *testing.T) {
 	if !h0.Timestamp.Equal(base) || *h0.Max != 1000 || h0.Count != 361 || h0.Value != (359*360/2+1000)/361.0 || *h0.Last != 359 {
 		t.Errorf("hour 0: %+v (max %v last %v)", h0, *h0.Max, *h0.Last)
 	}
-	if _, err := s.QueryMetrics(ctx, store.MetricsQuery{Step: 5 * time.Minute}); err == nil {
-		t.Error("a 5m step was accepted")
+	got, err = s.QueryMetrics(ctx, store.MetricsQuery{CollectorID: c.ID, Name: "pg_replication_replay_lag_bytes",
+		Since: base, Until: base.Add(9 * time.Minute), Step: 5 * time.Minute})
+	if err != nil || len(got) != 2 || !got[1].Timestamp.Equal(base) || got[1].Count != 31 || *got[0].Min != 30 {
+		t.Fatalf("5-minute history: %+v, %v", got, err)
+	}
+	if _, err := s.QueryMetrics(ctx, store.MetricsQuery{Step: 10 * time.Minute}); err == nil {
+		t.Error("a 10m step was accepted")
 	}
 }

@@ -29,6 +29,8 @@ var (
 	ErrTokenReused = errors.New("refresh token reused") // rotation of an already-rotated/revoked token
 	ErrInvalid     = errors.New("invalid input")        // a value the schema cannot hold (empty name, unknown role, …)
 	ErrLastAdmin   = errors.New("the last admin")       // deleting it would leave nobody to administer
+	// ErrUnknownSeries: a push named a series by an id that is not one of its collector's series.
+	ErrUnknownSeries = errors.New("unknown series id")
 )
 
 // Defaults applied by Open to zero Options fields.
