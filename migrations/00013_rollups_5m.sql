@@ -3,10 +3,20 @@
 -- panel's points: the raw samples below a 15 s step, the minutes to 75 s, the 5 minutes to 15 min,
 -- the hours beyond. A 6-hour panel (a point per 21.6 s) reads the minutes, a 24-hour one (86 s) the
 -- 5 minutes, a 30-day one (43 min) the hours: a few hundred rows per series whatever the range.
--- sample_counts takes the step too, and says how many minutes each of its buckets spans.
+-- sample_counts takes the step too, and says how many minutes each of its buckets spans; the
+-- per-collector counts the volume panels chart get a rollup of their own (collector_counts_1m: a
+-- row per collector and minute, whatever its series) and collector_sample_counts().
 
 -- +goose Up
 CREATE TABLE samples_5m (LIKE samples_1m INCLUDING ALL);
+
+CREATE TABLE collector_counts_1m (
+    collector_id uuid        NOT NULL,
+    bucket       timestamptz NOT NULL,
+    samples      bigint      NOT NULL,
+    PRIMARY KEY (collector_id, bucket)
+);
+CREATE INDEX collector_counts_1m_bucket_idx ON collector_counts_1m USING brin (bucket);
 
 ALTER TABLE rollup_state DROP CONSTRAINT rollup_state_level_check;
 ALTER TABLE rollup_state ADD CONSTRAINT rollup_state_level_check CHECK (level IN ('1m', '5m', '1h'));
@@ -88,7 +98,27 @@ $$;
 
 DROP FUNCTION sample_counts();
 
+-- collector_sample_counts(): how many samples each collector stored per minute: the per-collector
+-- rollup, and the raw samples for the minutes not rolled up yet (read series by series, the index
+-- that bounds them by time; the series' names are not needed).
+-- +goose StatementBegin
+CREATE FUNCTION collector_sample_counts()
+RETURNS TABLE ("timestamp" timestamptz, collector_id text, samples bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT r.bucket, r.collector_id::text, r.samples
+      FROM collector_counts_1m r
+     WHERE r.bucket < (SELECT minutes_until FROM rollup_progress)
+    UNION ALL
+    SELECT date_trunc('minute', sa."timestamp"), se.collector_id::text, count(*)
+      FROM series se
+      JOIN samples sa ON sa.collector_id = se.collector_id AND sa.series_id = se.id
+     WHERE sa."timestamp" >= (SELECT minutes_until FROM rollup_progress)
+     GROUP BY 1, 2
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
+DROP FUNCTION collector_sample_counts();
 -- +goose StatementBegin
 CREATE FUNCTION sample_counts()
 RETURNS TABLE ("timestamp" timestamptz, collector_id text, name text, series_id bigint, samples bigint)
@@ -127,4 +157,5 @@ DROP VIEW metrics_5m;
 DELETE FROM rollup_state WHERE level = '5m';
 ALTER TABLE rollup_state DROP CONSTRAINT rollup_state_level_check;
 ALTER TABLE rollup_state ADD CONSTRAINT rollup_state_level_check CHECK (level IN ('1m', '1h'));
+DROP TABLE collector_counts_1m;
 DROP TABLE samples_5m;

@@ -15,6 +15,7 @@ SELECT create_distributed_table('collector_status_history', 'collector_id', colo
 SELECT create_distributed_table('collector_configs', 'collector_id', colocate_with => 'series');
 SELECT create_distributed_table('samples_1m', 'collector_id', colocate_with => 'series');
 SELECT create_distributed_table('samples_5m', 'collector_id', colocate_with => 'series');
+SELECT create_distributed_table('collector_counts_1m', 'collector_id', colocate_with => 'series');
 SELECT create_distributed_table('samples_1h', 'collector_id', colocate_with => 'series');
 SELECT create_distributed_table('rollup_dirty', 'collector_id', colocate_with => 'series');
 

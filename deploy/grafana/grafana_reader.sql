@@ -6,7 +6,7 @@
 -- before sending it) and give it to Grafana through GRAFANA_PGANALYTICS_PASSWORD.
 --
 -- Least privilege: the relations the dashboards read and no more. Not users, refresh_tokens,
--- alert_state or the raw samples table, and not collectors.token_id (the id of each collector's
+-- alert_state or the raw samples' values, and not collectors.token_id (the id of each collector's
 -- current token).
 
 DO $$
@@ -28,7 +28,10 @@ GRANT USAGE ON SCHEMA public TO grafana_reader;
 -- metrics is a view over series and samples: its owner's rights read them, so SELECT on the view
 -- is enough for the panels that use it. series is read directly by the $instance variable, the
 -- cardinality panels and the metrics-volume stats.
-GRANT SELECT ON metrics, metrics_1m, metrics_5m, metrics_1h, rollup_progress, series TO grafana_reader;
+GRANT SELECT ON metrics, metrics_1m, metrics_5m, metrics_1h, rollup_progress, series, collector_counts_1m TO grafana_reader;
+-- The raw samples' times, collectors and series, not their values: what collector_sample_counts()
+-- counts for the minutes not rolled up yet.
+GRANT SELECT ("timestamp", collector_id, series_id) ON samples TO grafana_reader;
 GRANT SELECT ON collector_status_history, collector_configs, audit_log, request_stats TO grafana_reader;
 GRANT SELECT (id, name, hostname, registered_at, deleted_at, last_push_at, version, instances,
               interval_seconds, buffer_utilization, buffer_dropped_total,

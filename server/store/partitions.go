@@ -96,6 +96,7 @@ func (s *Store) Maintain(ctx context.Context, now time.Time) error {
 		{`DELETE FROM topology_history WHERE at < $1`, s.retentionCutoff(now)},
 		{`DELETE FROM samples_1m WHERE bucket < $1`, s.retentionCutoff(now)},
 		{`DELETE FROM samples_5m WHERE bucket < $1`, s.retentionCutoff(now)},
+		{`DELETE FROM collector_counts_1m WHERE bucket < $1`, s.retentionCutoff(now)},
 		{`DELETE FROM samples_1h WHERE bucket < $1`, s.retentionCutoff(now)},
 	} {
 		if _, err := s.pool.Exec(ctx, q.sql, q.before); err != nil {

@@ -45,6 +45,15 @@ const minuteAggregate = `
 	       min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
 	       last = EXCLUDED.last, last_at = EXCLUDED.last_at`
 
+// collectorCountAggregate counts the samples of each collector per minute from the minute
+// rollups of [$1, $2), into collector_counts_1m.
+const collectorCountAggregate = `
+	INSERT INTO collector_counts_1m (collector_id, bucket, samples)
+	SELECT collector_id, bucket, sum(count) FROM samples_1m
+	 WHERE bucket >= $1 AND bucket < $2 AND ($3::uuid IS NULL OR collector_id = $3)
+	 GROUP BY 1, 2
+	ON CONFLICT (collector_id, bucket) DO UPDATE SET samples = EXCLUDED.samples`
+
 // fiveAggregate aggregates the minute rollups of [$1, $2) into samples_5m (buckets on the Unix
 // epoch's 5-minute grid, whatever the session's time zone).
 const fiveAggregate = `
@@ -85,7 +94,7 @@ func (s *Store) MaintainRollups(ctx context.Context, now time.Time) (RollupProgr
 		return p, err
 	}
 	target := now.Add(-RollupSettle).Truncate(time.Minute)
-	if p.MinutesUntil, p.Behind, err = s.rollForward(ctx, "1m", minuteAggregate, p.MinutesUntil, target); err != nil {
+	if p.MinutesUntil, p.Behind, err = s.rollForward(ctx, "1m", p.MinutesUntil, target, minuteAggregate, collectorCountAggregate); err != nil {
 		return p, err
 	}
 	// The coarser levels start from the minutes (on the first call, once these are backfilled).
@@ -96,11 +105,11 @@ func (s *Store) MaintainRollups(ctx context.Context, now time.Time) (RollupProgr
 		return p, err
 	}
 	var behind bool
-	if p.FivesUntil, behind, err = s.rollForward(ctx, "5m", fiveAggregate, p.FivesUntil, p.MinutesUntil.Truncate(5*time.Minute)); err != nil {
+	if p.FivesUntil, behind, err = s.rollForward(ctx, "5m", p.FivesUntil, p.MinutesUntil.Truncate(5*time.Minute), fiveAggregate); err != nil {
 		return p, err
 	}
 	p.Behind = p.Behind || behind
-	p.HoursUntil, behind, err = s.rollForward(ctx, "1h", hourAggregate, p.HoursUntil, p.MinutesUntil.Truncate(time.Hour))
+	p.HoursUntil, behind, err = s.rollForward(ctx, "1h", p.HoursUntil, p.MinutesUntil.Truncate(time.Hour), hourAggregate)
 	p.Behind = p.Behind || behind
 	return p, err
 }
@@ -126,16 +135,19 @@ func (s *Store) rollupStart(ctx context.Context, level, oldest string, step time
 	return first.Time.UTC().Truncate(step), nil
 }
 
-// rollForward aggregates [from, to) chunk by chunk, recording the progress with each chunk.
-func (s *Store) rollForward(ctx context.Context, level, aggregate string, from, to time.Time) (time.Time, bool, error) {
+// rollForward aggregates [from, to) chunk by chunk (each of aggregates, in order), recording the
+// progress with each chunk.
+func (s *Store) rollForward(ctx context.Context, level string, from, to time.Time, aggregates ...string) (time.Time, bool, error) {
 	for range rollupChunksPerRound {
 		if !from.Before(to) {
 			return from, false, nil
 		}
 		end := earliest(from.Add(rollupChunk), to)
 		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, aggregate, from, end, nil); err != nil {
-				return fmt.Errorf("roll up %s: %w", level, err)
+			for _, aggregate := range aggregates {
+				if _, err := tx.Exec(ctx, aggregate, from, end, nil); err != nil {
+					return fmt.Errorf("roll up %s: %w", level, err)
+				}
 			}
 			_, err := tx.Exec(ctx, `INSERT INTO rollup_state (level, done_until) VALUES ($1, $2)
 				ON CONFLICT (level) DO UPDATE SET done_until = EXCLUDED.done_until`, level, end)
@@ -185,6 +197,9 @@ func (s *Store) recomputeDirty(ctx context.Context, minutesUntil time.Time) (int
 					return err
 				}
 				if _, err := tx.Exec(ctx, minuteAggregate, d.hour, end, d.collector); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, collectorCountAggregate, d.hour, end, d.collector); err != nil {
 					return err
 				}
 				if fives := earliest(end, fivesUntil); d.hour.Before(fives) {

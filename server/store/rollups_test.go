@@ -73,6 +73,17 @@ func TestRollups(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM samples_1m WHERE collector_id = $1`, c.ID).Scan(&minutes); err != nil || minutes != 120 {
 		t.Errorf("%d minute buckets, want 120 (%v)", minutes, err)
 	}
+	counted := func(bucket time.Time) int64 {
+		t.Helper()
+		var n int64
+		if err := pool.QueryRow(ctx, `SELECT samples FROM collector_counts_1m WHERE collector_id = $1 AND bucket = $2`, c.ID, bucket).Scan(&n); err != nil {
+			t.Fatalf("collector count at %s: %v", bucket, err)
+		}
+		return n
+	}
+	if n := counted(base.Add(time.Minute)); n != 6 {
+		t.Errorf("collector count of minute 1: %d, want 6", n)
+	}
 
 	// A late sample in hour 0 (a spool delivered late) is rolled up again.
 	push(base.Add(30*time.Second+time.Second), 1000)
@@ -82,6 +93,9 @@ func TestRollups(t *testing.T) {
 	}
 	check("samples_1m", base, 0, 1000, 0+1+2+3+4+5+1000, 7, 5) // last stays the latest timestamp's value
 	check("samples_5m", base, 0, 1000, 29*30/2+1000, 31, 29)
+	if n := counted(base); n != 7 {
+		t.Errorf("collector count of minute 0 after the late sample: %d, want 7", n)
+	}
 	check("samples_1h", base, 0, 1000, 359*360/2+1000, 361, 359)
 
 	// The API's history query reads them with a step.
