@@ -1,11 +1,11 @@
 -- A 5-minute rollup level between the minute and the hour (samples_5m, rolled up from samples_1m),
--- and metrics_for choosing the level by the coarsest bucket that is at most about four of the
--- panel's points: the raw samples below a 15 s step, the minutes to 75 s, the 5 minutes to 15 min,
+-- and metrics_for choosing the level by the coarsest bucket that is at most about six of the
+-- panel's points: the raw samples below a 10 s step, the minutes to 50 s, the 5 minutes to 10 min,
 -- the hours beyond. A 6-hour panel (a point per 21.6 s) reads the minutes, a 24-hour one (86 s) the
--- 5 minutes, a 30-day one (43 min) the hours: a few hundred rows per series whatever the range.
+-- 5 minutes, a 7-day one (10 min) the hours: a few hundred rows per series whatever the range.
 -- sample_counts takes the step too, and says how many minutes each of its buckets spans; the
 -- per-collector counts the volume panels chart get a rollup of their own (collector_counts_1m: a
--- row per collector and minute, whatever its series) and collector_sample_counts().
+-- row per collector and minute, whatever its series) and collector_sample_counts(step_ms).
 
 -- +goose Up
 CREATE TABLE samples_5m (LIKE samples_1m INCLUDING ALL);
@@ -47,22 +47,22 @@ RETURNS TABLE ("timestamp" timestamptz, collector_id text, name text, labels jso
 LANGUAGE sql STABLE AS $$
     SELECT m."timestamp", m.collector_id, m.name, m.labels, m.instance, m.value, m.series_id
       FROM metrics m
-     WHERE step_ms < 15000 OR m."timestamp" >= (SELECT minutes_until FROM rollup_progress)
+     WHERE step_ms < 10000 OR m."timestamp" >= (SELECT minutes_until FROM rollup_progress)
     UNION ALL
     SELECT m."timestamp", m.collector_id, m.name, m.labels, m.instance, m.value, m.series_id
       FROM metrics_1m m
-     WHERE step_ms >= 15000 AND m."timestamp" < (SELECT minutes_until FROM rollup_progress)
-       AND (step_ms < 75000 OR m."timestamp" >= (SELECT fives_until FROM rollup_progress))
-       AND (step_ms < 900000 OR m."timestamp" >= (SELECT hours_until FROM rollup_progress))
+     WHERE step_ms >= 10000 AND m."timestamp" < (SELECT minutes_until FROM rollup_progress)
+       AND (step_ms < 50000 OR m."timestamp" >= (SELECT fives_until FROM rollup_progress))
+       AND (step_ms < 600000 OR m."timestamp" >= (SELECT hours_until FROM rollup_progress))
     UNION ALL
     SELECT m."timestamp", m.collector_id, m.name, m.labels, m.instance, m.value, m.series_id
       FROM metrics_5m m
-     WHERE step_ms >= 75000 AND m."timestamp" < (SELECT fives_until FROM rollup_progress)
-       AND (step_ms < 900000 OR m."timestamp" >= (SELECT hours_until FROM rollup_progress))
+     WHERE step_ms >= 50000 AND m."timestamp" < (SELECT fives_until FROM rollup_progress)
+       AND (step_ms < 600000 OR m."timestamp" >= (SELECT hours_until FROM rollup_progress))
     UNION ALL
     SELECT m."timestamp", m.collector_id, m.name, m.labels, m.instance, m.value, m.series_id
       FROM metrics_1h m
-     WHERE step_ms >= 900000 AND m."timestamp" < (SELECT hours_until FROM rollup_progress)
+     WHERE step_ms >= 600000 AND m."timestamp" < (SELECT hours_until FROM rollup_progress)
 $$;
 -- +goose StatementEnd
 
@@ -77,17 +77,17 @@ LANGUAGE sql STABLE AS $$
     SELECT m."timestamp", m.collector_id, m.name, m.series_id, m.samples::bigint, 1
       FROM metrics_1m m
      WHERE m."timestamp" < (SELECT minutes_until FROM rollup_progress)
-       AND (step_ms < 15000 OR m."timestamp" >= (SELECT fives_until FROM rollup_progress))
-       AND (step_ms < 75000 OR m."timestamp" >= (SELECT hours_until FROM rollup_progress))
+       AND (step_ms < 10000 OR m."timestamp" >= (SELECT fives_until FROM rollup_progress))
+       AND (step_ms < 50000 OR m."timestamp" >= (SELECT hours_until FROM rollup_progress))
     UNION ALL
     SELECT m."timestamp", m.collector_id, m.name, m.series_id, m.samples::bigint, 5
       FROM metrics_5m m
-     WHERE step_ms >= 15000 AND m."timestamp" < (SELECT fives_until FROM rollup_progress)
-       AND (step_ms < 75000 OR m."timestamp" >= (SELECT hours_until FROM rollup_progress))
+     WHERE step_ms >= 10000 AND m."timestamp" < (SELECT fives_until FROM rollup_progress)
+       AND (step_ms < 50000 OR m."timestamp" >= (SELECT hours_until FROM rollup_progress))
     UNION ALL
     SELECT m."timestamp", m.collector_id, m.name, m.series_id, m.samples::bigint, 60
       FROM metrics_1h m
-     WHERE step_ms >= 75000 AND m."timestamp" < (SELECT hours_until FROM rollup_progress)
+     WHERE step_ms >= 50000 AND m."timestamp" < (SELECT hours_until FROM rollup_progress)
     UNION ALL
     SELECT date_trunc('minute', m."timestamp"), m.collector_id, m.name, m.series_id, count(*), 1
       FROM metrics m
@@ -98,18 +98,28 @@ $$;
 
 DROP FUNCTION sample_counts();
 
--- collector_sample_counts(): how many samples each collector stored per minute: the per-collector
--- rollup, and the raw samples for the minutes not rolled up yet (read series by series, the index
--- that bounds them by time; the series' names are not needed).
+-- collector_sample_counts(step_ms): how many samples each collector stored per bucket, and the
+-- bucket's width in minutes (a rate per minute is samples / minutes): the per-collector rollup a
+-- minute a row below a 50 s step, summed into 5 minutes from there (as metrics_for switches to the
+-- 5-minute rollups: a 24-hour panel gets 288 points a collector, not 1,440), and the raw samples a
+-- minute a row for the minutes not rolled up yet (read series by series, the index that bounds
+-- them by time; the series' names are not needed).
 -- +goose StatementBegin
-CREATE FUNCTION collector_sample_counts()
-RETURNS TABLE ("timestamp" timestamptz, collector_id text, samples bigint)
+CREATE FUNCTION collector_sample_counts(step_ms bigint)
+RETURNS TABLE ("timestamp" timestamptz, collector_id text, samples bigint, minutes integer)
 LANGUAGE sql STABLE AS $$
-    SELECT r.bucket, r.collector_id::text, r.samples
+    SELECT r.bucket, r.collector_id::text, r.samples, 1
       FROM collector_counts_1m r
      WHERE r.bucket < (SELECT minutes_until FROM rollup_progress)
+       AND (step_ms < 50000 OR r.bucket >= (SELECT to_timestamp(floor(extract(epoch FROM minutes_until) / 300) * 300) FROM rollup_progress))
     UNION ALL
-    SELECT date_trunc('minute', sa."timestamp"), se.collector_id::text, count(*)
+    SELECT to_timestamp(floor(extract(epoch FROM r.bucket) / 300) * 300), r.collector_id::text, sum(r.samples)::bigint, 5
+      FROM collector_counts_1m r
+     WHERE step_ms >= 50000
+       AND r.bucket < (SELECT to_timestamp(floor(extract(epoch FROM minutes_until) / 300) * 300) FROM rollup_progress)
+     GROUP BY 1, 2
+    UNION ALL
+    SELECT date_trunc('minute', sa."timestamp"), se.collector_id::text, count(*), 1
       FROM series se
       JOIN samples sa ON sa.collector_id = se.collector_id AND sa.series_id = se.id
      WHERE sa."timestamp" >= (SELECT minutes_until FROM rollup_progress)
@@ -118,7 +128,7 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
-DROP FUNCTION collector_sample_counts();
+DROP FUNCTION collector_sample_counts(bigint);
 -- +goose StatementBegin
 CREATE FUNCTION sample_counts()
 RETURNS TABLE ("timestamp" timestamptz, collector_id text, name text, series_id bigint, samples bigint)

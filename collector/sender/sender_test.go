@@ -711,7 +711,7 @@ func samplesBatch(t *testing.T, at time.Time, names ...string) []byte {
 	for i, n := range names {
 		req.Metrics = append(req.Metrics, api.Sample{Name: n, Value: float64(i), Labels: map[string]string{"instance": "db1:5432"}})
 	}
-	body, err := gzipJSON(req)
+	body, err := newSeriesIDs().gzipJSON(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -779,7 +779,7 @@ func TestSeriesIDsKeepOwnTimestamps(t *testing.T) {
 		{Name: "a", Value: 1, Timestamp: at.Add(-time.Minute)}, {Name: "b", Value: 2}}}
 	var key strings.Builder
 	c.learn([]string{seriesKey(&key, &req.Metrics[0]), seriesKey(&key, &req.Metrics[1])}, []int64{7, 8})
-	body, err := gzipJSON(req)
+	body, err := c.gzipJSON(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -796,4 +796,79 @@ func TestSeriesIDsKeepOwnTimestamps(t *testing.T) {
 	if p.byID != 2 || !slices.Equal(got.ByID.SeriesIDs, []int64{7, 8}) || !slices.Equal(got.ByID.TimestampsMS, want) {
 		t.Fatalf("rewritten %+v", got.ByID)
 	}
+}
+
+// BenchmarkSeriesIDPlan is the sender's cost of rewriting one spooled batch of 100 samples (a
+// primary and a standby's cycle) to send its known series by id: gunzip, decode, encode, gzip.
+func BenchmarkSeriesIDPlan(b *testing.B) {
+	at := time.Date(2026, 12, 6, 21, 0, 0, 0, time.UTC)
+	req := api.PushRequest{CollectedAt: at}
+	for i := range 100 {
+		req.Metrics = append(req.Metrics, api.Sample{Name: fmt.Sprintf("pg_metric_%d", i%40), Value: float64(i) * 1.5,
+			Labels: map[string]string{"instance": fmt.Sprintf("db%d:5432", i%2), "application_name": fmt.Sprintf("standby%d", i%3)}})
+	}
+	c := newSeriesIDs()
+	body, err := c.gzipJSON(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var key strings.Builder
+	keys := make([]string, len(req.Metrics))
+	ids := make([]int64, len(req.Metrics))
+	for i := range req.Metrics {
+		keys[i], ids[i] = seriesKey(&key, &req.Metrics[i]), int64(i+1)
+	}
+	c.learn(keys, ids)
+	b.ReportAllocs()
+	for b.Loop() {
+		if p := c.plan(body); p.byID != len(req.Metrics) {
+			b.Fatalf("%d by id", p.byID)
+		}
+	}
+}
+
+// FuzzSeriesIDPlan: whatever a spooled body holds, plan neither fails nor loses a sample: it sends
+// the body as it is, or a rewrite with every sample, by id or by name.
+func FuzzSeriesIDPlan(f *testing.F) {
+	c := newSeriesIDs()
+	var key strings.Builder
+	up := api.Sample{Name: "pg_up", Labels: map[string]string{"instance": "db1:5432"}}
+	c.learn([]string{seriesKey(&key, &up)}, []int64{7})
+	for _, s := range []string{
+		`{"collected_at":"2026-12-06T21:00:00Z","metrics":[{"name":"pg_up","value":1,"labels":{"instance":"db1:5432"}},{"name":"pg_new","value":2}]}`,
+		`{"collected_at":"2026-12-06T21:00:00Z","metrics":[{"name":"pg_up","value":1,"labels":{"instance":"db1:5432"},"timestamp":"2026-12-06T20:59:00Z"}]}`,
+		`{"collected_at":"2026-12-06T21:00:00Z","by_id":{"series_ids":[7],"values":[1]}}`,
+		`{"metrics":null}`, `[]`, `{`,
+	} {
+		body, err := c.gzipJSON(json.RawMessage(s))
+		if err == nil {
+			f.Add(body)
+		}
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p := c.plan(body)
+		if p.byID == 0 {
+			if !bytes.Equal(p.body, body) {
+				t.Fatal("nothing sent by id, yet the body was rewritten")
+			}
+			return
+		}
+		var in, out api.PushRequest
+		for _, x := range []struct {
+			b   []byte
+			dst *api.PushRequest
+		}{{body, &in}, {p.body, &out}} {
+			zr, err := gzip.NewReader(bytes.NewReader(x.b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.NewDecoder(zr).Decode(x.dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if out.Samples() != len(in.Metrics) || out.ByID.Len() != p.byID || len(out.Metrics) != len(p.keys) {
+			t.Fatalf("%d samples in, %d out (%d by id)", len(in.Metrics), out.Samples(), out.ByID.Len())
+		}
+	})
 }

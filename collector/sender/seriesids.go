@@ -22,6 +22,7 @@ const maxSeriesIDs = 100_000
 // for each attempt, and sent as spooled whenever the API does not take the ids.
 type seriesIDs struct {
 	ids map[string]int64
+	zw  *gzip.Writer // reused: its compressor state is most of what a rewrite allocates
 }
 
 func newSeriesIDs() *seriesIDs { return &seriesIDs{ids: make(map[string]int64)} }
@@ -88,7 +89,7 @@ func (c *seriesIDs) plan(spooled []byte) plan {
 		by.TimestampsMS = nil // every sample at collected_at
 	}
 	b.Metrics, b.ByID = named, by
-	body, err := gzipJSON(b)
+	body, err := c.gzipJSON(b)
 	if err != nil {
 		return p
 	}
@@ -134,13 +135,18 @@ func seriesKey(b *strings.Builder, s *api.Sample) string {
 	return b.String()
 }
 
-func gzipJSON(v any) ([]byte, error) {
+// gzipJSON encodes v as gzip JSON, on the reused writer.
+func (c *seriesIDs) gzipJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(v); err != nil {
+	if c.zw == nil {
+		c.zw = gzip.NewWriter(&buf)
+	} else {
+		c.zw.Reset(&buf)
+	}
+	if err := json.NewEncoder(c.zw).Encode(v); err != nil {
 		return nil, fmt.Errorf("encode batch: %w", err)
 	}
-	if err := zw.Close(); err != nil {
+	if err := c.zw.Close(); err != nil {
 		return nil, fmt.Errorf("compress batch: %w", err)
 	}
 	return buf.Bytes(), nil

@@ -29,7 +29,7 @@ GRANT USAGE ON SCHEMA public TO grafana_reader;
 -- is enough for the panels that use it. series is read directly by the $instance variable, the
 -- cardinality panels and the metrics-volume stats.
 GRANT SELECT ON metrics, metrics_1m, metrics_5m, metrics_1h, rollup_progress, series, collector_counts_1m TO grafana_reader;
--- The raw samples' times, collectors and series, not their values: what collector_sample_counts()
+-- The raw samples' times, collectors and series, not their values: what collector_sample_counts
 -- counts for the minutes not rolled up yet.
 GRANT SELECT ("timestamp", collector_id, series_id) ON samples TO grafana_reader;
 GRANT SELECT ON collector_status_history, collector_configs, audit_log, request_stats TO grafana_reader;

@@ -29,8 +29,8 @@ const (
 // RollupProgress is what one MaintainRollups call did.
 type RollupProgress struct {
 	MinutesUntil, FivesUntil, HoursUntil time.Time // each level is complete before these
-	Recomputed               int       // dirty (collector, hour) pairs recomputed
-	Behind                   bool      // more to do (a backfill): call again
+	Recomputed                           int       // dirty (collector, hour) pairs recomputed
+	Behind                               bool      // more to do (a backfill): call again
 }
 
 // minuteAggregate aggregates raw samples of [$1, $2) (of collector $3 when set) into samples_1m.
