@@ -19,7 +19,8 @@ const maxSeriesIDs = 100_000
 // seriesIDs remembers the series ids the API hands back for the samples a push sends by name, so
 // that later pushes send those series by id: values only, no names or labels for the API to
 // decode and look up. Batches stay spooled as they were collected, by name; a batch is rewritten
-// for each attempt, and sent as spooled whenever the API does not take the ids.
+// for each attempt, and sent as spooled whenever the API does not take the ids. Not safe for
+// concurrent use: the sender delivers one batch at a time (Run, then Flush).
 type seriesIDs struct {
 	ids map[string]int64
 	zw  *gzip.Writer // reused: its compressor state is most of what a rewrite allocates
