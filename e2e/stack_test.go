@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -242,15 +243,29 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func(ctx con
 	}
 }
 
-// freeAddr returns a loopback address with a port nobody listens on right now.
+// freeAddr returns a loopback address with a port nobody listens on right now, below the kernel's
+// ephemeral range: a port from ":0" is one the kernel also hands to outgoing connections, and
+// those of the tests running beside this one can take it before the process meant to listen on it
+// binds it (the API then fails with "address already in use").
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		_, _ = fmt.Sscan(string(b), &ephemeral)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	const lowest = 10000
+	for range 100 {
+		port := lowest + rand.IntN(max(ephemeral-lowest, 1000))
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
+	}
+	t.Fatal("find a free port below the ephemeral range: 100 tries taken")
+	return ""
 }
 
 // dumpLogs prints the tail of the API's and the collector's logs in dir.

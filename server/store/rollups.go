@@ -54,23 +54,10 @@ const collectorCountAggregate = `
 	 GROUP BY 1, 2
 	ON CONFLICT (collector_id, bucket) DO UPDATE SET samples = EXCLUDED.samples`
 
-// fiveAggregate aggregates the minute rollups of [$1, $2) into samples_5m (buckets on the Unix
-// epoch's 5-minute grid, whatever the session's time zone).
-const fiveAggregate = `
-	INSERT INTO samples_5m (collector_id, series_id, bucket, min, max, sum, count, last, last_at)
-	SELECT collector_id, series_id, to_timestamp(floor(extract(epoch FROM bucket) / 300) * 300), min(min), max(max),
-	       sum(sum), sum(count), (array_agg(last ORDER BY last_at DESC))[1], max(last_at)
-	  FROM samples_1m
-	 WHERE bucket >= $1 AND bucket < $2 AND ($3::uuid IS NULL OR collector_id = $3)
-	 GROUP BY 1, 2, 3
-	ON CONFLICT (collector_id, series_id, bucket) DO UPDATE SET
-	       min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
-	       last = EXCLUDED.last, last_at = EXCLUDED.last_at`
-
-// hourAggregate aggregates the minute rollups of [$1, $2) into samples_1h.
-const hourAggregate = `
-	INSERT INTO samples_1h (collector_id, series_id, bucket, min, max, sum, count, last, last_at)
-	SELECT collector_id, series_id, date_trunc('hour', bucket), min(min), max(max), sum(sum), sum(count),
+// fromMinutes completes an aggregate of the minute rollups of [$1, $2) (of collector $3 when
+// set) into a coarser level, after its "INSERT INTO level (…) SELECT collector_id, series_id,
+// bucket".
+const fromMinutes = `, min(min), max(max), sum(sum), sum(count),
 	       (array_agg(last ORDER BY last_at DESC))[1], max(last_at)
 	  FROM samples_1m
 	 WHERE bucket >= $1 AND bucket < $2 AND ($3::uuid IS NULL OR collector_id = $3)
@@ -78,6 +65,17 @@ const hourAggregate = `
 	ON CONFLICT (collector_id, series_id, bucket) DO UPDATE SET
 	       min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum, count = EXCLUDED.count,
 	       last = EXCLUDED.last, last_at = EXCLUDED.last_at`
+
+// fiveAggregate and hourAggregate roll the minutes up into samples_5m (buckets on the Unix epoch's
+// 5-minute grid, whatever the session's time zone) and samples_1h.
+const (
+	fiveAggregate = `
+	INSERT INTO samples_5m (collector_id, series_id, bucket, min, max, sum, count, last, last_at)
+	SELECT collector_id, series_id, to_timestamp(floor(extract(epoch FROM bucket) / 300) * 300)` + fromMinutes
+	hourAggregate = `
+	INSERT INTO samples_1h (collector_id, series_id, bucket, min, max, sum, count, last, last_at)
+	SELECT collector_id, series_id, date_trunc('hour', bucket)` + fromMinutes
+)
 
 // MaintainRollups brings the rollups up to now - RollupSettle: the hours late samples touched are
 // recomputed whole, then the minute rollups go on from where they stopped (from the oldest sample
