@@ -177,16 +177,8 @@ const maxNumberBytes = 64
 // column at most maxSamples long.
 func decodeByID(dec *jsontext.Decoder, body *pushReader, maxSamples int) (*api.SeriesSamples, error) {
 	body.bound(dec.InputOffset(), maxPushFieldBytes, "by_id")
-	tok, err := dec.ReadToken()
-	if err != nil {
+	if present, err := openValue(dec, '{', "by_id must be an object of series_ids, values and timestamps_ms"); !present || err != nil {
 		return nil, err
-	}
-	switch tok.Kind() {
-	case 'n':
-		return nil, nil
-	case '{':
-	default:
-		return nil, newError(http.StatusBadRequest, codeMalformedJSON, "by_id must be an object of series_ids, values and timestamps_ms")
 	}
 	var by api.SeriesSamples
 	for {
@@ -238,16 +230,8 @@ func finiteNumber(tok jsontext.Token) (float64, error) {
 func decodeNumbers[T int64 | float64](dec *jsontext.Decoder, body *pushReader, what string, max int,
 	parse func(jsontext.Token) (T, error)) ([]T, error) {
 	body.bound(dec.InputOffset(), maxNumberBytes, what)
-	tok, err := dec.ReadToken()
-	if err != nil {
+	if present, err := openValue(dec, '[', what+" must be an array of numbers"); !present || err != nil {
 		return nil, err
-	}
-	switch tok.Kind() {
-	case 'n':
-		return nil, nil
-	case '[':
-	default:
-		return nil, newError(http.StatusBadRequest, codeMalformedJSON, "%s must be an array of numbers", what)
 	}
 	var out []T
 	for i := 0; ; i++ {
@@ -329,16 +313,8 @@ type sampleFault struct {
 // returned once the rest of the array has been read, so that a later failure of the stream still
 // comes first.
 func decodeSamples(dec *jsontext.Decoder, body *pushReader, lim pushLimits) ([]api.Sample, *sampleFault, error) {
-	tok, err := dec.ReadToken()
-	if err != nil {
-		return nil, nil, err
-	}
-	switch tok.Kind() {
-	case 'n':
-		return nil, nil, nil // "metrics": null is an empty batch
-	case '[':
-	default:
-		return nil, nil, newError(http.StatusBadRequest, codeMalformedJSON, "metrics must be an array of samples")
+	if present, err := openValue(dec, '[', "metrics must be an array of samples"); !present || err != nil {
+		return nil, nil, err // "metrics": null is an empty batch
 	}
 	var (
 		samples []api.Sample
@@ -374,6 +350,21 @@ func decodeSamples(dec *jsontext.Decoder, body *pushReader, lim pushLimits) ([]a
 		return nil, nil, err
 	}
 	return samples, fault, nil
+}
+
+// openValue reads the token that opens the next value: present is false for null; anything but
+// null or the want kind is refused with mustBe as the message.
+func openValue(dec *jsontext.Decoder, want jsontext.Kind, mustBe string) (present bool, err error) {
+	tok, err := dec.ReadToken()
+	switch {
+	case err != nil:
+		return false, err
+	case tok.Kind() == 'n':
+		return false, nil
+	case tok.Kind() != want:
+		return false, newError(http.StatusBadRequest, codeMalformedJSON, "%s", mustBe)
+	}
+	return true, nil
 }
 
 // decodeField decodes the next value, at most max bytes, strictly into dst. The push's own fields

@@ -455,12 +455,8 @@ func (p *scriptedPusher) PushGzip(_ context.Context, body []byte) (api.PushRespo
 		*p.events = append(*p.events, "fail")
 		return api.PushResponse{}, err
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(body))
+	req, err := decodeBatch(body)
 	if err != nil {
-		return api.PushResponse{}, err
-	}
-	var req api.PushRequest
-	if err := json.NewDecoder(zr).Decode(&req); err != nil {
 		return api.PushResponse{}, err
 	}
 	p.mu.Lock()
@@ -468,6 +464,17 @@ func (p *scriptedPusher) PushGzip(_ context.Context, body []byte) (api.PushRespo
 	p.mu.Unlock()
 	*p.events = append(*p.events, "ok")
 	return api.PushResponse{Accepted: len(req.Metrics)}, nil
+}
+
+// decodeBatch reads a gzip JSON push body, as the API would.
+func decodeBatch(body []byte) (api.PushRequest, error) {
+	var req api.PushRequest
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		return req, err
+	}
+	err = json.NewDecoder(zr).Decode(&req)
+	return req, err
 }
 
 // TestRunRetrySequence drives Run with the default options through an outage and a recovery, with
@@ -677,12 +684,8 @@ type idAPI struct {
 func (f *idAPI) PushGzip(_ context.Context, body []byte) (api.PushResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	zr, err := gzip.NewReader(bytes.NewReader(body))
+	req, err := decodeBatch(body)
 	if err != nil {
-		return api.PushResponse{}, err
-	}
-	var req api.PushRequest
-	if err := json.NewDecoder(zr).Decode(&req); err != nil {
 		return api.PushResponse{}, err
 	}
 	f.pushes = append(f.pushes, req)
@@ -784,12 +787,8 @@ func TestSeriesIDsKeepOwnTimestamps(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := c.plan(body)
-	zr, err := gzip.NewReader(bytes.NewReader(p.body))
+	got, err := decodeBatch(p.body)
 	if err != nil {
-		t.Fatal(err)
-	}
-	var got api.PushRequest
-	if err := json.NewDecoder(zr).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
 	want := []int64{at.Add(-time.Minute).UnixMilli(), at.UnixMilli()}
@@ -854,18 +853,13 @@ func FuzzSeriesIDPlan(f *testing.F) {
 			}
 			return
 		}
-		var in, out api.PushRequest
-		for _, x := range []struct {
-			b   []byte
-			dst *api.PushRequest
-		}{{body, &in}, {p.body, &out}} {
-			zr, err := gzip.NewReader(bytes.NewReader(x.b))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.NewDecoder(zr).Decode(x.dst); err != nil {
-				t.Fatal(err)
-			}
+		in, err := decodeBatch(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := decodeBatch(p.body)
+		if err != nil {
+			t.Fatal(err)
 		}
 		if out.Samples() != len(in.Metrics) || out.ByID.Len() != p.byID || len(out.Metrics) != len(p.keys) {
 			t.Fatalf("%d samples in, %d out (%d by id)", len(in.Metrics), out.Samples(), out.ByID.Len())
